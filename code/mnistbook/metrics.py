@@ -1,0 +1,32 @@
+"""Predictions, the confusion matrix, and the accuracies read off it."""
+
+import torch
+from torch import Tensor
+
+from . import validate
+
+
+@torch.no_grad()
+def predict(model, images: Tensor, batch_size: int = 1000) -> Tensor:
+    """The predicted class of every image; ``model`` maps a batch of images to logits."""
+    chunks = [model(images[i:i + batch_size]).argmax(dim=1) for i in range(0, len(images), batch_size)]
+    return torch.cat(chunks).cpu()
+
+
+def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int = 10) -> Tensor:
+    """Counts C[true, predicted] as an int64 (num_classes, num_classes) tensor."""
+    labels = labels.cpu()
+    validate.labels(labels, len(labels), num_classes, "confusion_matrix")
+    validate.labels(predictions, len(labels), num_classes, "confusion_matrix (predictions)")
+    index = labels * num_classes + predictions
+    return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def accuracy(confusion: Tensor) -> float:
+    """Fraction of all samples on the diagonal, in percent."""
+    return 100.0 * confusion.diag().sum().item() / confusion.sum().item()
+
+
+def per_class_accuracy(confusion: Tensor) -> Tensor:
+    """Recall of each true class, in percent: the diagonal over each row's total."""
+    return 100.0 * confusion.diag().double() / confusion.sum(dim=1).double()

@@ -1,0 +1,33 @@
+"""The gradient checker itself: it must pass right gradients and fail wrong ones."""
+
+import torch
+
+from mnistbook import gradcheck
+
+
+def test_relative_error_and_verdicts():
+    a = torch.tensor([1.0, 2.0])
+    assert gradcheck.relative_error(a, a) == 0
+    assert gradcheck.relative_error(torch.zeros(2), torch.zeros(2)) == 0
+    assert abs(gradcheck.relative_error(a, 2 * a) - 0.5) < 1e-15
+    assert gradcheck.verdict(1e-9) == "good" and gradcheck.verdict(1e-5).startswith("acceptable")
+    assert gradcheck.verdict(1e-3) == "suspicious" and gradcheck.verdict(0.5) == "WRONG"
+
+
+def test_finite_differences_of_a_known_function_restore_the_input():
+    x = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    before = x.clone()
+    numeric = gradcheck.finite_differences(lambda: (x ** 3).sum(), x, torch.arange(3))
+    torch.testing.assert_close(numeric, 3 * before ** 2, rtol=1e-9, atol=0)
+    assert torch.equal(x, before)
+
+
+def test_a_wrong_gradient_is_reported_wrong():
+    x = torch.randn(5, dtype=torch.float64)
+    checks = gradcheck.check_gradients({"x": 3 * x}, lambda x: (x ** 2).sum(),
+                                       lambda: (x ** 2).sum(), {"x": x}, samples=None)
+    assert checks[0].vs_autograd > gradcheck.WRONG and checks[0].vs_finite_differences > gradcheck.WRONG
+    assert "WRONG" in gradcheck.report(checks)
+    right = gradcheck.check_gradients({"x": 2 * x}, lambda x: (x ** 2).sum(),
+                                      lambda: (x ** 2).sum(), {"x": x}, samples=None)
+    assert right[0].worst < gradcheck.GOOD
