@@ -14,7 +14,7 @@ def test_fast_path_yields_exactly_the_dataloader_batches(test_tensors, num_worke
     loader = batches.seeded_loader(data.mnist(train=False), batch_size=4, num_workers=num_workers,
                                    seed=7)
     memory = batches.InMemoryBatches(images, labels, batch_size=4, generator=seeding.generator(7))
-    for epoch in range(2):  # the second epoch checks that both advance their generators alike
+    for _ in range(2):  # the second epoch checks that both advance their generators alike
         for (a, b), (c, d) in itertools.islice(zip(loader, memory), 300):
             assert torch.equal(a, c) and torch.equal(b, d)
 

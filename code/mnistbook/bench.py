@@ -12,7 +12,8 @@ import time
 import torch
 
 from . import batches, scratch, seeding
-from .model import Net
+from .data import mnist
+from .lockstep import twin_nets
 from .training import BATCH_SIZE, LR, MOMENTUM, torch_step, train_fresh_net
 
 #: multiply-adds per sample: the forward pass, then ∂L/∂W of each layer and ∂L/∂X of layers 2 and 3
@@ -29,15 +30,13 @@ def epoch_flops(samples: int = 60_000) -> int:
 def peak_flops(size: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of a large float32 matrix product: what these cores can do at best."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best
-
-
-def _seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def step_seconds(images, labels, batch_size: int, steps: int, repeats: int = 3) -> dict[str, float]:
@@ -45,9 +44,7 @@ def step_seconds(images, labels, batch_size: int, steps: int, repeats: int = 3) 
 
     Both train from the same weights on the same batches; the repeats are interleaved.
     """
-    torch.manual_seed(seeding.SEED)
-    torch_net = Net().to(device=images.device)
-    scratch_net = scratch.Net(device=images.device)
+    torch_net, scratch_net = twin_nets(seeding.SEED, device=images.device)
     steps_by_name = {
         "torch autograd": torch_step(torch_net, torch.nn.CrossEntropyLoss(),
                                      torch.optim.SGD(torch_net.parameters(), lr=LR, momentum=MOMENTUM)),
@@ -59,8 +56,10 @@ def step_seconds(images, labels, batch_size: int, steps: int, repeats: int = 3) 
     best = {name: float("inf") for name in steps_by_name}
     for _ in range(repeats):
         for name, step in steps_by_name.items():
-            seconds = _seconds(lambda: [step(*next(source)) for _ in range(steps)])
-            best[name] = min(best[name], seconds / steps)
+            start = time.perf_counter()
+            for _ in range(steps):
+                step(*next(source))
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
     return best
 
 
@@ -68,8 +67,6 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="training steps per measurement")
     args = parser.parse_args(argv)
-    from .data import mnist
-
     images, labels = batches.mnist_tensors(train=True)
     samples = len(images)
     peak = peak_flops()

@@ -44,7 +44,7 @@ def labels(y, batch: int, num_classes: int, where: str) -> None:
         raise TypeError(f"{where}: labels must be an integer tensor (int64), got {_describe(y)}")
     if tuple(y.shape) != (batch,):
         raise ValueError(f"{where}: labels must have shape ({batch},), got {tuple(y.shape)}")
-    low, high = int(y.min()), int(y.max())
+    low, high = (int(v) for v in y.aminmax())
     if low < 0 or high >= num_classes:
         raise ValueError(
             f"{where}: labels must lie in [0, {num_classes - 1}], got values from {low} to {high}"
