@@ -127,6 +127,7 @@ class Checks:
             f"loss at initialisation − ln 10        {self.initial_gap:9.3f}",
             f"tiny batch, loss after 200 steps      {self.tiny_batch:9.3f}",
             f"NaN guard, first non-finite step      {first_nonfinite(self.run.losses)}",
+            f"loss, mean of the last 50 steps       {sum(self.run.losses[-50:]) / 50:9.3f}",
             f"loss curve stalls at chance           {stalls_at_chance(self.run.losses)}",
         ])
 
