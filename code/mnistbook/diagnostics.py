@@ -8,6 +8,9 @@
   and :func:`nonfinite_trace`, which shows where in a step the first inf or NaN appears;
 * :func:`stalls_at_chance` — the loss curve's verdict: does the loss end no better than ln K?
 * :func:`stale_gradient_error` — does ``.grad`` hold this batch's gradient, and only it?
+* :func:`dead_units` — how many hidden units never activate at all?
+
+`quick_checks` runs the first five on a fresh scratch network inside a bug's ``with`` block.
 """
 
 import itertools
@@ -22,8 +25,6 @@ from . import gradcheck, scratch, seeding
 from .batches import InMemoryBatches
 from .model import Net
 from .training import fit, torch_step
-
-ACCEPTABLE = gradcheck.ACCEPTABLE
 
 
 def gradient_error(net: scratch.Net, criterion, images: Tensor, labels: Tensor, **kw) -> float:
