@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
+import colab_notebooks  # book/_ext, on sys.path via conftest
 import nbformat
 import pytest
 import yaml
-
-import colab_notebooks  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]

@@ -7,7 +7,6 @@ import urllib.request
 import pytest
 import torch
 import torchvision
-
 from mnistbook import data, paths
 from mnistbook.batches import mnist_tensors
 

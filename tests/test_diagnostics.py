@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
-from mnistbook import bugs, diagnostics as D, gradcheck, scratch
+from mnistbook import bugs, gradcheck, scratch
+from mnistbook import diagnostics as D
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import pytest
 import torch
 import torch.nn.functional as TF
-
 from mnistbook import functional as F
 
 SHAPES = [(1, 10), (7, 10), (64, 3)]

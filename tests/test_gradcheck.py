@@ -1,7 +1,6 @@
 """The gradient checker itself: it must pass right gradients and fail wrong ones."""
 
 import torch
-
 from mnistbook import gradcheck
 
 

@@ -1,7 +1,6 @@
 """Scratch and torch, from identical weights on identical batches, step for step."""
 
 import torch
-
 from mnistbook import batches, lockstep, seeding
 
 

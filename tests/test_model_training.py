@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import DEVICES
 from mnistbook import batches, metrics, model, seeding, training
 
@@ -37,8 +36,8 @@ def test_a_few_hundred_steps_reduce_the_loss(train_tensors, device, capsys):
     losses = training.fit(step, [(images[i:i + 4], labels[i:i + 4]) for i in range(0, 400, 4)],
                           epochs=1, log_every=50)
     assert sum(losses) / len(losses) < 0.8 * math.log(10)
-    assert capsys.readouterr().out == "[1,    50] loss: {:.3f}\n[1,   100] loss: {:.3f}\n".format(
-        sum(losses[:50]) / 50, sum(losses[50:]) / 50)
+    first, second = sum(losses[:50]) / 50, sum(losses[50:]) / 50
+    assert capsys.readouterr().out == f"[1,    50] loss: {first:.3f}\n[1,   100] loss: {second:.3f}\n"
 
 
 def test_metrics_read_the_confusion_matrix():
@@ -53,7 +52,7 @@ def test_metrics_read_the_confusion_matrix():
 
 
 def test_predict_works_for_any_callable(test_tensors):
-    images, labels = test_tensors
+    images, _ = test_tensors
     seeding.seed_everything()
     net = model.Net()
     assert torch.equal(metrics.predict(net, images[:2500], batch_size=1000),

@@ -3,10 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as TF
-from torch import nn
-
 from conftest import DEVICES
 from mnistbook import batches, gradcheck, lockstep, metrics, scratch, seeding, training
+from torch import nn
 
 f64 = torch.float64
 

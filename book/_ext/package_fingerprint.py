@@ -34,7 +34,7 @@ def _outdated(app, env, added, changed, removed):
     stamp = cache_dir / STAMP
     if stamp.is_file() and stamp.read_text() == current:
         return []
-    imports = re.compile(rf"^\s*(from|import)\s+{app.config.package_fingerprint_package}\b", re.M)
+    imports = re.compile(rf"^\s*(from|import)\s+{app.config.package_fingerprint_package}\b", re.MULTILINE)
     dependents = {name for name in env.found_docs
                   if imports.search(Path(env.doc2path(name)).read_text(encoding="utf-8"))}
     if cache_dir.exists():

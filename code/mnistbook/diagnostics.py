@@ -123,8 +123,8 @@ class Checks:
 
     def __str__(self) -> str:
         return "\n".join([
-            f"gradient check, worst relative error  {self.gradient:9.1e}  "
-            f"({gradcheck.verdict(self.gradient)})",
+            (f"gradient check, worst relative error  {self.gradient:9.1e}  "
+             f"({gradcheck.verdict(self.gradient)})"),
             f"loss at initialisation − ln 10        {self.initial_gap:9.3f}",
             f"tiny batch, loss after 200 steps      {self.tiny_batch:9.3f}",
             f"NaN guard, first non-finite step      {first_nonfinite(self.run.losses)}",

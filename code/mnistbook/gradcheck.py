@@ -104,7 +104,7 @@ def report(checks: list[Check]) -> str:
     """A small table, one line per tensor, with the CS231n verdict of the worse error."""
     lines = [f"{'tensor':8s} {'shape':>12s} {'vs autograd':>12s} {'vs finite diff.':>16s}  verdict"]
     for c in checks:
-        lines.append(f"{c.name:8s} {str(c.shape):>12s} {c.vs_autograd:12.1e} "
+        lines.append(f"{c.name:8s} {c.shape!s:>12s} {c.vs_autograd:12.1e} "
                      f"{c.vs_finite_differences:16.1e}  {verdict(c.worst)}")
     return "\n".join(lines)
 

@@ -1,0 +1,84 @@
+"""Execute the chapters that miss the execution cache side by side, one per CPU core.
+
+myst-nb executes notebooks one after another while Sphinx reads them, and a chapter that
+trains keeps one core busy while the others wait. Before Sphinx reads, this extension finds the
+chapters whose code cells have no entry in the cache, executes them concurrently the way
+myst-nb's cache mode does (same working folder, timeout and error policy, the same jupyter-cache
+call) and stores the results; myst-nb then finds them in the cache. A chapter that fails is not
+stored, so myst-nb executes it once more and reports the error as it always does.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
+from pathlib import Path, PurePosixPath
+from tempfile import TemporaryDirectory
+
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+from jupyter_cache.executors.utils import single_nb_execution
+from myst_nb.core.read import create_nb_reader
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+
+def _uncached(env, docnames, cache):
+    """(docname, path, notebook) for each document to read that is a notebook missing from the cache."""
+    nb_config = env.mystnb_config
+    for name in docnames:
+        path = Path(env.doc2path(name))
+        text = path.read_text(encoding="utf-8")
+        reader = create_nb_reader(str(path), env.myst_config, nb_config, text)
+        excluded = any(PurePosixPath(path.as_posix()).match(pattern)
+                       for pattern in nb_config.execution_excludepatterns)
+        if reader is None or excluded:
+            continue
+        notebook = reader.read(text)
+        try:
+            cache.match_cache_notebook(notebook)
+        except KeyError:
+            yield name, path, notebook
+
+
+def _execute(path: Path, notebook, nb_config):
+    """Run every cell of ``notebook`` in a fresh kernel, as myst-nb's cache mode would."""
+    workdir = TemporaryDirectory() if nb_config.execution_in_temp else nullcontext(str(path.parent))
+    with workdir as cwd:
+        return single_nb_execution(notebook, cwd=os.path.abspath(cwd),
+                                   allow_errors=nb_config.execution_allow_errors,
+                                   timeout=nb_config.execution_timeout, meta_override=True)
+
+
+def _execute_uncached(app, env, docnames):
+    nb_config = env.mystnb_config
+    workers = app.config.parallel_execution_workers or os.cpu_count() or 1
+    if nb_config.execution_mode != "cache" or workers < 2:
+        return
+    cache = get_cache(nb_config.execution_cache_path or ".jupyter_cache")
+    first = app.config.parallel_execution_first
+    pending = sorted(_uncached(env, docnames, cache),
+                     key=lambda item: first.index(item[0]) if item[0] in first else len(first))
+    if len(pending) < 2:
+        return
+    logger.info(f"[parallel_execution] executing {len(pending)} chapters, {workers} at a time")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_execute, path, notebook, nb_config): (name, path, notebook)
+                   for name, path, notebook in pending}
+        for future in as_completed(futures):
+            name, path, notebook = futures[future]
+            result = future.result()
+            if result.err is not None:
+                logger.info(f"[parallel_execution] {name} failed; it runs again to report the error")
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(notebook, str(path), data={"execution_seconds": result.time}),
+                check_validity=False, overwrite=True)
+            logger.info(f"[parallel_execution] {name} executed in {result.time:.0f} s")
+
+
+def setup(app):
+    app.add_config_value("parallel_execution_workers", None, "env")  # None: one per CPU core
+    app.add_config_value("parallel_execution_first", [], "env")  # the longest chapters, to start first
+    app.connect("env-before-read-docs", _execute_uncached)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
