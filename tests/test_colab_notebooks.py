@@ -1,29 +1,78 @@
-"""The Colab notebooks beside the chapters are generated, and the committed ones are current."""
+"""The Colab notebooks beside the chapters: generated, current, plain Markdown, and runnable."""
 
+import re
+import sys
 from pathlib import Path
 
 import colab_notebooks  # book/_ext, on sys.path via conftest
 import nbformat
 import pytest
 import yaml
+from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 CHAPTERS = [p for p in sorted((ROOT / "book").glob("*.md")) if colab_notebooks.is_notebook(p)]
+MYST = re.compile(r"\{[a-z:-]+\}`|^`{3,}\{|^\([\w-]+\)=$|^:\w+:", re.MULTILINE)  # roles, directives, targets
+
+
+def twin(stem: str) -> nbformat.NotebookNode:
+    return nbformat.reads(colab_notebooks.colab_notebook(ROOT / "book" / f"{stem}.md", REPOSITORY), 4)
+
+
+def markdown(notebook) -> str:
+    return "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
-def test_committed_twin_is_what_the_chapter_generates(chapter):
-    twin = chapter.with_suffix(".ipynb")
-    assert twin.is_file(), f"{twin.name} missing: run a build, then commit it"
-    assert twin.read_text() == colab_notebooks.colab_notebook(chapter, REPOSITORY), \
-        f"{twin.name} is stale: run a build (it regenerates the twins), then commit it"
+def test_committed_twin_is_current_and_plain_markdown(chapter):
+    path = chapter.with_suffix(".ipynb")
+    assert path.is_file(), f"{path.name} missing: run a build, then commit it"
+    assert path.read_text() == colab_notebooks.colab_notebook(chapter, REPOSITORY), \
+        f"{path.name} is stale: run a build (it regenerates the twins), then commit it"
+    notebook = nbformat.reads(path.read_text(), 4)
+    nbformat.validate(notebook)
+    assert MYST.findall(markdown(notebook)) == [], "MyST syntax that Colab would show raw"
 
 
 def test_twin_installs_the_package_and_shows_the_code_it_includes():
-    notebook = nbformat.reads(colab_notebooks.colab_notebook(ROOT / "book" / "scratch.md", REPOSITORY), 4)
-    assert f"pip\", \"install -q git+{REPOSITORY}" in notebook.cells[0].source
-    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
-    assert "{literalinclude}" not in markdown
-    assert "class CrossEntropyLoss:" in markdown and "def step(self, grads" in markdown
-    nbformat.validate(notebook)
+    notebook = twin("scratch")
+    assert f"pip\", \"install -q git+{REPOSITORY}" in notebook.cells[1].source
+    assert "class CrossEntropyLoss:" in markdown(notebook) and "def step(self, grads" in markdown(notebook)
+
+
+def test_twin_rewrites_references_citations_exercises_and_glued_numbers():
+    colab = f"https://colab.research.google.com/github/{REPOSITORY.removeprefix('https://github.com/')}"
+    scratch, failures, softmax = (markdown(twin(s)) for s in ("scratch", "failure-modes", "softmax"))
+    assert f"[Backpropagation through the network]({colab}/blob/main/book/backprop.ipynb)" in scratch
+    assert "(Polyak, 1964; Sutskever et al., 2013)" in scratch
+    assert re.search(r"## References\n\n(- .*\n)*- .*Polyak.*\n- .*Sutskever", scratch)
+    exercise = "exercise “Step 5 of the notebook: the ReLU in the backward pass”"
+    assert f"[{exercise}]({colab}/blob/main/book/backprop.ipynb)" in failures
+    assert "> **Exercise: Step 3 of the notebook: the softmax derivative**" in softmax
+    assert "<details>\n<summary><b>Solution</b></summary>" in softmax
+    assert "Goodfellow et al. (2016)" in softmax
+    assert "`jac_err_autograd`" in softmax and "{glue" not in softmax
+
+
+def test_glue_prints_name_and_value_where_myst_nb_is_missing(monkeypatch, capsys):
+    import torch
+    from mnistbook.notebook import glue
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import myst_nb now raises ImportError
+    glue("accuracy", torch.tensor(96.0712345))
+    glue("errors", 393)
+    assert capsys.readouterr().out == "accuracy = 96.0712\nerrors = 393\n"
+
+
+def test_twin_runs_without_myst_nb_and_prints_every_number_its_prose_names():
+    notebook = twin("scratch")
+    notebook.cells.insert(0, nbformat.v4.new_code_cell("import sys\nsys.modules['myst_nb'] = None"))
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                      for o in c.outputs)
+    named = set(colab_notebooks.GLUE.findall((ROOT / "book" / "scratch.md").read_text()))
+    assert named, "the chapter quotes no glued number"
+    for name in named:
+        assert re.search(rf"^{name} = \S", printed, re.MULTILINE), f"{name} is quoted but never printed"

@@ -1,20 +1,79 @@
 """Generate a Colab notebook beside every chapter, so the theme's launch button can open it.
 
 Each ``book/<chapter>.md`` (a MyST notebook) becomes ``book/<chapter>.ipynb`` via jupytext, with
-one setup cell in front that installs the book's package from the repository when it is
-missing (as on Colab), and with every ``{literalinclude}`` of the package replaced by the code it
-shows. The twins are generated, never edited by hand; ``tests/test_colab_notebooks.py`` checks
-that the committed ones are current. The build excludes them (``book/**.ipynb``).
+a note and a setup cell in front that installs the book's package from the repository when it is
+missing (as on Colab). Colab renders plain Markdown, not MyST, so the markdown is rewritten:
+``{literalinclude}`` becomes the code it shows, admonitions become block quotes, solutions
+collapse under ``<details>``, ``{doc}`` and ``{ref}`` become links to the other twins, ``{cite}``
+becomes author-year text with a reference list at the end, and a glued number becomes its name
+(``glue`` prints ``name = value`` where myst-nb is absent). The twins are generated, never edited
+by hand; ``tests/test_colab_notebooks.py`` checks that the committed ones are current. The build
+excludes them (``book/**.ipynb``).
 """
 
 import ast
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
 import nbformat
+import pybtex.database
+from pybtex.plugin import find_plugin
 
 INCLUDE = re.compile(r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::\w+:.*\n)*)```")
+BLOCK = re.MULTILINE | re.DOTALL  # a directive: from its opening fence to its closing one
+OPTIONS = r"(?P<options>(?::\w+:[^\n]*\n)*)\n?"  # [^\n], not ".", which crosses lines in a BLOCK
+ADMONITION = re.compile(r"^```\{admonition\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n```$", BLOCK)
+EXERCISE = re.compile(r"^````\{exercise\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK)
+SOLUTION = re.compile(r"^````\{solution\} \S+\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK)
+TARGET = re.compile(r"^\([\w-]+\)=\n", re.MULTILINE)
+GLUE = re.compile(r"\{glue(?::text)?\}`(?P<name>[^`:]+)(?::[^`]*)?`")
+DOC = re.compile(r"\{doc\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<bare>[^`]+))`")
+REF = re.compile(r"\{ref\}`(?P<label>[^`]+)`")
+CITE = re.compile(r"\{cite(?::(?P<kind>[tp]))?\}`(?P<keys>[^`]+)`")
+
+
+@dataclass
+class Book:
+    """What the rewriting needs to know about the whole book."""
+
+    repository: str
+    titles: dict[str, str]                    # chapter stem -> its title
+    exercises: dict[str, tuple[str, str]]     # exercise label -> (chapter stem, title)
+    bibliography: pybtex.database.BibliographyData
+
+    @classmethod
+    def read(cls, folder: Path, repository: str) -> "Book":
+        titles, exercises = {}, {}
+        for chapter in sorted(folder.glob("*.md")):
+            text = chapter.read_text(encoding="utf-8")
+            titles[chapter.stem] = re.search(r"^# (.+)$", text, re.MULTILINE)[1]
+            for match in EXERCISE.finditer(text):
+                label = re.search(r":label:\s*(\S+)", match["options"])[1]
+                exercises[label] = (chapter.stem, match["title"])
+        return cls(repository, titles, exercises,
+                   pybtex.database.parse_file(folder / "references.bib"))
+
+    def colab_url(self, stem: str) -> str:
+        github = self.repository.removeprefix("https://github.com/")
+        return f"https://colab.research.google.com/github/{github}/blob/main/book/{stem}.ipynb"
+
+    def cited(self, key: str) -> tuple[str, str]:
+        """(authors as cited, year), e.g. ("Goodfellow et al.", "2016")."""
+        entry = self.bibliography.entries[key]
+        names = [" ".join(p.last_names) for p in entry.persons["author"]]
+        if len(names) > 2 or "others" in names:
+            authors = f"{names[0]} et al."
+        else:
+            authors = " and ".join(names)
+        return authors, entry.fields["year"]
+
+    def references(self, keys: list[str]) -> str:
+        style = find_plugin("pybtex.style.formatting", "plain")()
+        entries = style.format_entries([self.bibliography.entries[k] for k in keys])
+        items = (e.text.render_as("markdown").replace("\n", " ") for e in entries)
+        return "## References\n\n" + "\n".join(f"- {item}" for item in items)
 
 
 def _source_of(path: Path, name: str) -> str:
@@ -26,13 +85,56 @@ def _source_of(path: Path, name: str) -> str:
     raise LookupError(f"{name} not found in {path}")
 
 
-def _expand_includes(markdown: str, folder: Path) -> str:
-    def replace(match):
-        options = dict(re.findall(r":(\w+):\s*(.*)", match["options"]))
-        path = folder / match["path"]
-        code = _source_of(path, options["pyobject"]) if "pyobject" in options else path.read_text()
-        return f"```python\n{code}\n```"
-    return INCLUDE.sub(replace, markdown)
+def _expand_include(match, folder: Path) -> str:
+    options = dict(re.findall(r":(\w+):\s*(.*)", match["options"]))
+    path = folder / match["path"]
+    code = _source_of(path, options["pyobject"]) if "pyobject" in options else path.read_text()
+    return f"```python\n{code}\n```"
+
+
+def _quote(title: str, body: str) -> str:
+    lines = [f"**{title}**", ""] + body.strip("\n").split("\n")
+    return "\n".join(f"> {line}".rstrip() for line in lines)
+
+
+def _citation(match, book: Book) -> str:
+    cited = [book.cited(key.strip()) for key in match["keys"].split(",")]
+    if match["kind"] == "t":
+        return ", ".join(f"{authors} ({year})" for authors, year in cited)
+    return "(" + "; ".join(f"{authors}, {year}" for authors, year in cited) + ")"
+
+
+def _exercise_reference(match, book: Book, stem: str) -> str:
+    if match["label"] not in book.exercises:
+        raise LookupError(f"{{ref}}`{match['label']}` in {stem}.md: only exercise labels are known")
+    chapter, title = book.exercises[match["label"]]
+    text = f"exercise “{title}”"
+    return text if chapter == stem else f"[{text}]({book.colab_url(chapter)})"
+
+
+def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
+    """A chapter's MyST markdown cell as the plain Markdown Colab renders."""
+    markdown = ADMONITION.sub(lambda m: _quote(m["title"], m["body"]), markdown)
+    markdown = EXERCISE.sub(lambda m: _quote(f"Exercise: {m['title']}", m["body"]), markdown)
+    markdown = SOLUTION.sub(lambda m: "<details>\n<summary><b>Solution</b></summary>\n\n"
+                                      f"{m['body'].strip()}\n\n</details>", markdown)
+    markdown = INCLUDE.sub(lambda m: _expand_include(m, chapter.parent), markdown)
+    markdown = TARGET.sub("", markdown)
+    markdown = GLUE.sub(r"`\g<name>`", markdown)
+    markdown = DOC.sub(lambda m: f"[{m['text'] or book.titles[m['target'] or m['bare']]}]"
+                                 f"({book.colab_url(m['target'] or m['bare'])})", markdown)
+    markdown = REF.sub(lambda m: _exercise_reference(m, book, chapter.stem), markdown)
+    return CITE.sub(lambda m: _citation(m, book), markdown)
+
+
+def note_cell(chapter: Path, book: Book) -> nbformat.NotebookNode:
+    note = (f"*A chapter of the book [MNIST two ways]({book.repository}), as a Colab notebook. "
+            "Run the cells from the top.")
+    glued = GLUE.search(chapter.read_text(encoding="utf-8"))
+    if glued:
+        note += (" A number the book's text quotes appears here as its name, like "
+                 f"`{glued['name']}`; the cell that computes it prints `{glued['name']} = …`.")
+    return nbformat.v4.new_markdown_cell(note + "*")
 
 
 def setup_cell(repository: str) -> nbformat.NotebookNode:
@@ -46,11 +148,18 @@ def setup_cell(repository: str) -> nbformat.NotebookNode:
 
 def colab_notebook(chapter: Path, repository: str) -> str:
     """The Colab twin of a MyST chapter, as notebook JSON text."""
+    book = Book.read(chapter.parent, repository)
     notebook = jupytext.read(chapter, fmt="md:myst")
-    notebook.cells.insert(0, setup_cell(repository))
-    for number, cell in enumerate(notebook.cells):
+    cited = list(dict.fromkeys(key.strip() for cell in notebook.cells if cell.cell_type == "markdown"
+                               for match in CITE.finditer(cell.source)
+                               for key in match["keys"].split(",")))
+    for cell in notebook.cells:
         if cell.cell_type == "markdown":
-            cell.source = _expand_includes(cell.source, chapter.parent)
+            cell.source = plain_markdown(cell.source, chapter, book)
+    notebook.cells[:0] = [note_cell(chapter, book), setup_cell(repository)]
+    if cited:
+        notebook.cells.append(nbformat.v4.new_markdown_cell(book.references(cited)))
+    for number, cell in enumerate(notebook.cells):
         cell.id = f"{chapter.stem}-{number}"  # stable, so a rebuild rewrites nothing
     notebook.metadata.pop("jupytext", None)
     notebook.metadata["colab"] = {"provenance": []}
