@@ -33,7 +33,7 @@ def patched(owner, name: str, replacement):
 # 1. The optimiser adds the gradient -----------------------------------------------------------
 
 def ascending_update(self, param: Tensor, direction: Tensor) -> None:
-    param.add_(direction, alpha=self.lr)  # BUG: + η b, a step up the loss
+    param.add_(direction, alpha=self.lr)  # BUG: + η v, a step up the loss
 
 
 def optimizer_ascends():

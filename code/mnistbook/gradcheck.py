@@ -31,7 +31,7 @@ def relative_error(a: Tensor, b: Tensor) -> float:
 def largest_entry_error(a: Tensor, b: Tensor) -> float:
     """max_i |a_i − b_i| / max(|a_i|, |b_i|) in float64, entries that are both zero skipped:
     the entry-wise ratio CS231n states its thresholds for. It bounds the norm-wise error:
-    relative_error(a, b) ≤ √2 · largest_entry_error(a, b)."""
+    relative_error ≤ √2 · r, and ≤ r / (1 − r) for r < 1."""
     a, b = a.detach().double().flatten(), b.detach().double().flatten()
     scale = torch.maximum(a.abs(), b.abs())
     nonzero = scale > 0

@@ -104,7 +104,7 @@ def run_as_written(images: torch.Tensor, labels: torch.Tensor) -> dict[str, str]
     """Run each step of the notebook's Parts 3 to 5 that fails; return what each raised.
 
     The training loop's ``optimizer`` is never created in Part 4 or 5, so in the notebook the
-    name still holds Part 1's ``optim.SGD``: it is recreated here the same way.
+    name still holds the PyTorch tutorial's ``optim.SGD``: it is recreated here the same way.
     """
     net = Net()
     logits = net(images)

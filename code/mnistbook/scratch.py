@@ -134,7 +134,7 @@ class Net:
 class SGD:
     """Stochastic gradient descent with the update rule of ``torch.optim.SGD``.
 
-    b ← g on the first step, then b ← μ b + g; and θ ← θ − η b (with μ = 0: θ ← θ − η g).
+    v ← g on the first step, then v ← μ v + g; and θ ← θ − η v (with μ = 0: θ ← θ − η g).
     """
 
     def __init__(self, parameters: dict[str, Tensor], lr: float, momentum: float = 0.0):
@@ -151,7 +151,7 @@ class SGD:
             self.update(param, self.direction(name, grads[name]))
 
     def direction(self, name: str, grad: Tensor) -> Tensor:
-        """The momentum buffer b ← μ b + g (b = g on the first step); just g without momentum."""
+        """The momentum buffer v ← μ v + g (v = g on the first step); just g without momentum."""
         if not self.momentum:
             return grad
         if name not in self.buffers:
@@ -161,7 +161,7 @@ class SGD:
         return self.buffers[name]
 
     def update(self, param: Tensor, direction: Tensor) -> None:
-        """θ ← θ − η b: a step against the gradient, in place, so the layers see it."""
+        """θ ← θ − η v: a step against the gradient, in place, so the layers see it."""
         param.add_(direction, alpha=-self.lr)
 
 
