@@ -188,5 +188,6 @@ def write_twins(app, config) -> None:
 
 
 def setup(app):
+    app.setup_extension("repository")  # derives config.book_repository first
     app.connect("config-inited", write_twins)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

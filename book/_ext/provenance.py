@@ -12,6 +12,7 @@ import datetime
 import html
 import importlib.metadata
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def record(app, config) -> None:
     source = Source.of(Path(app.srcdir), dict(os.environ))
     app.book_source = source
     line = source.describe()
-    config.latex_elements["date"] = line[0].upper() + line[1:]  # under the PDF's title
+    title_date = re.sub(r"([{}_%&#$])", r"\\\1", line[0].upper() + line[1:])  # TeX-escaped
+    # the title page's date line; \AtBeginDocument runs after the template's own \date
+    config.latex_elements["preamble"] = (config.latex_elements.get("preamble", "")
+                                         + f"\n\\AtBeginDocument{{\\date{{{title_date}}}}}\n")
 
 
 def add_footer(app, pagename, templatename, context, doctree) -> None:
