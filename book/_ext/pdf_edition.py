@@ -2,11 +2,13 @@
 
 On a web page a solution is folded under its exercise; on paper it would sit in plain view right
 below it. So the LaTeX build moves every chapter's solutions into a "Solutions" section at the
-end of that chapter, each still titled with its exercise's number. The build report's status
-marks (myst-nb's check and cross emoji, which the PDF's fonts lack) become words.
+end of that chapter, each still titled with its exercise's number. It also numbers every display
+equation, gives references to another chapter's exercise the number sphinx-exercise gives only to
+same-chapter ones, writes the build report's status marks (emoji the PDF's fonts lack) as words,
+spells math in section titles as text in the PDF's bookmarks, and sets code in DejaVu Sans Mono.
 
-Written for sphinx-exercise 1.x (its ``solution_node``) and myst-nb 1.x (its execution table);
-``setup`` checks those versions.
+Written for sphinx-exercise 1.x (its nodes and ``sphinx_exercise_registry``) and myst-nb 1.x (its
+execution table); ``setup`` checks those versions. Everything here applies to LaTeX output only.
 """
 
 import importlib.metadata
@@ -68,6 +70,23 @@ class ExerciseReferencesAcrossChapters(SphinxPostTransform):
                 reference.replace_self(rewritten)
 
 
+class NumberedEquations(SphinxPostTransform):
+    """Number every display equation, so a printed page can be cited by equation (LaTeX only).
+
+    Sphinx's LaTeX writer numbers a display equation that has a label; an unlabelled one gets a
+    label of its own here. (``math_number_all`` would do it too, but would change the HTML.)
+    """
+
+    default_priority = 30
+    builders = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        blocks = [b for b in self.document.findall(nodes.math_block)
+                  if not b.get("label") and not b.get("nowrap")]
+        for number, block in enumerate(blocks):
+            block["docname"], block["label"] = "pdf-edition", f"equation-{number}"
+
+
 class StatusInWords(SphinxPostTransform):
     """The execution table's emoji as words (LaTeX only)."""
 
@@ -92,5 +111,6 @@ def setup(app):
     app.connect("config-inited", add_preamble)
     app.add_post_transform(SolutionsAtChapterEnd)
     app.add_post_transform(ExerciseReferencesAcrossChapters)
+    app.add_post_transform(NumberedEquations)
     app.add_post_transform(StatusInWords)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
