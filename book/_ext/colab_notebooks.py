@@ -7,8 +7,10 @@ missing (as on Colab). Colab renders plain Markdown, not MyST, so the markdown i
 collapse under ``<details>``, ``{doc}`` and ``{ref}`` become links to the other twins, ``{cite}``
 becomes author-year text with a reference list at the end, and a glued number becomes its name
 (``glue`` prints ``name = value`` where myst-nb is absent). The twins are generated, never edited
-by hand; ``tests/test_colab_notebooks.py`` checks that the committed ones are current. The build
-excludes them (``book/**.ipynb``).
+by hand nor committed (git ignores them): the build writes them for the repository that
+``repository.py`` derives, and the deploy workflow publishes them to that repository's Colab
+branch, where the launch buttons and the twins' own links open them. The build excludes them
+(``book/**.ipynb``); without a repository none are written.
 """
 
 import ast
@@ -20,6 +22,7 @@ import jupytext
 import nbformat
 import pybtex.database
 from pybtex.plugin import find_plugin
+from repository import Repository
 
 INCLUDE = re.compile(r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::\w+:.*\n)*)```")
 BLOCK = re.MULTILINE | re.DOTALL  # a directive: from its opening fence to its closing one
@@ -38,17 +41,18 @@ CITE = re.compile(r"\{cite(?::(?P<kind>[tp]))?\}`(?P<keys>[^`]+)`")
 class Book:
     """What the rewriting needs to know about the whole book."""
 
-    repository: str
+    repository: Repository
     titles: dict[str, str]                    # chapter stem -> its title
     exercises: dict[str, tuple[str, str]]     # exercise label -> (chapter stem, title)
     bibliography: pybtex.database.BibliographyData
 
     @classmethod
-    def read(cls, folder: Path, repository: str) -> "Book":
+    def read(cls, folder: Path, repository: Repository) -> "Book":
         titles, exercises = {}, {}
         for chapter in sorted(folder.glob("*.md")):
             text = chapter.read_text(encoding="utf-8")
-            titles[chapter.stem] = re.search(r"^# (.+)$", text, re.MULTILINE)[1]
+            title = re.search(r"^# (.+)$", text, re.MULTILINE)
+            titles[chapter.stem] = title[1] if title else chapter.stem
             for match in EXERCISE.finditer(text):
                 label = re.search(r":label:\s*(\S+)", match["options"])[1]
                 exercises[label] = (chapter.stem, match["title"])
@@ -56,8 +60,7 @@ class Book:
                    pybtex.database.parse_file(folder / "references.bib"))
 
     def colab_url(self, stem: str) -> str:
-        github = self.repository.removeprefix("https://github.com/")
-        return f"https://colab.research.google.com/github/{github}/blob/main/book/{stem}.ipynb"
+        return self.repository.colab_url(f"book/{stem}.ipynb")  # the path the theme links to
 
     def cited(self, key: str) -> tuple[str, str]:
         """(authors as cited, year), e.g. ("Goodfellow et al.", "2016")."""
@@ -128,7 +131,7 @@ def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
 
 
 def note_cell(chapter: Path, book: Book) -> nbformat.NotebookNode:
-    note = (f"*A chapter of the book [MNIST two ways]({book.repository}), as a Colab notebook. "
+    note = (f"*A chapter of the book [MNIST two ways]({book.repository.url}), as a Colab notebook. "
             "Run the cells from the top.")
     glued = GLUE.search(chapter.read_text(encoding="utf-8"))
     if glued:
@@ -137,16 +140,16 @@ def note_cell(chapter: Path, book: Book) -> nbformat.NotebookNode:
     return nbformat.v4.new_markdown_cell(note + "*")
 
 
-def setup_cell(repository: str) -> nbformat.NotebookNode:
+def setup_cell(repository: Repository) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(
         "# Colab: install the book's package (skipped where it is already installed)\n"
         "import importlib.util\n"
         "if importlib.util.find_spec(\"mnistbook\") is None:\n"
-        f"    get_ipython().run_line_magic(\"pip\", \"install -q git+{repository}\")"
+        f"    get_ipython().run_line_magic(\"pip\", \"install -q {repository.pip_url}\")"
     )
 
 
-def colab_notebook(chapter: Path, repository: str) -> str:
+def colab_notebook(chapter: Path, repository: Repository) -> str:
     """The Colab twin of a MyST chapter, as notebook JSON text."""
     book = Book.read(chapter.parent, repository)
     notebook = jupytext.read(chapter, fmt="md:myst")
@@ -173,7 +176,9 @@ def is_notebook(chapter: Path) -> bool:
 
 
 def write_twins(app, config) -> None:
-    repository = config.html_theme_options.get("repository_url", "")
+    repository = config.book_repository  # derived by repository.py
+    if repository is None:
+        return
     for chapter in sorted(Path(app.srcdir, "book").glob("*.md")):
         if not is_notebook(chapter):
             continue
@@ -183,5 +188,6 @@ def write_twins(app, config) -> None:
 
 
 def setup(app):
+    app.setup_extension("repository")  # derives config.book_repository first
     app.connect("config-inited", write_twins)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
