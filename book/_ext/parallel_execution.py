@@ -18,7 +18,6 @@ from tempfile import TemporaryDirectory
 from _versions import require
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
-from sphinx.util import logging
 
 # jupyter-cache's own executors and myst-nb's cache mode both run a notebook with this function;
 # it is not part of jupyter-cache's documented API.
@@ -26,6 +25,7 @@ from jupyter_cache.executors.utils import single_nb_execution
 
 # myst-nb's reader for a source file (MyST markdown or .ipynb); internal to myst-nb.
 from myst_nb.core.read import create_nb_reader
+from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Train a PyTorch ``Net`` and a scratch ``Net`` side by side and measure how far apart they drift."""
+"""Train a PyTorch ``Net`` and a scratch ``Net`` side by side and measure how far apart
+they drift."""
 
 import itertools
 from dataclasses import dataclass, field
@@ -7,15 +8,19 @@ import torch
 
 from . import scratch
 from .model import Net
-from .training import fit, torch_step
+from .training import fit, make_torch_step
 
 #: scratch parameter name → torch parameter name
-TORCH_NAMES = {f"{layer}.{p}": f"{layer}.{t}" for layer in ("fc1", "fc2", "fc3")
-               for p, t in (("W", "weight"), ("b", "bias"))}
+TORCH_NAMES = {
+    f"{layer}.{p}": f"{layer}.{t}"
+    for layer in ("fc1", "fc2", "fc3")
+    for p, t in (("W", "weight"), ("b", "bias"))
+}
 
 
 def scratch_copy(torch_net: Net) -> scratch.Net:
-    """A scratch Net holding copies of ``torch_net``'s weights, in the same dtype and device."""
+    """A scratch Net holding copies of ``torch_net``'s weights, in the same dtype and
+    device."""
     weight = torch_net.fc1.weight
     twin = scratch.Net(dtype=weight.dtype, device=weight.device)
     with torch.no_grad():
@@ -31,14 +36,20 @@ def twin_nets(seed: int, dtype=torch.float32, device=None) -> tuple[Net, scratch
     return torch_net, scratch_copy(torch_net)
 
 
-def weight_pairs(torch_net: Net, scratch_net: scratch.Net) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def weight_pairs(
+    torch_net: Net, scratch_net: scratch.Net
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(torch parameter, scratch parameter) for each of the six weights and biases."""
-    return [(torch_net.get_parameter(TORCH_NAMES[name]), p)
-            for name, p in scratch_net.parameters.items()]
+    return [
+        (torch_net.get_parameter(TORCH_NAMES[name]), p)
+        for name, p in scratch_net.parameters.items()
+    ]
 
 
 @torch.no_grad()
-def max_weight_difference(torch_net: Net, scratch_net: scratch.Net, pairs=None) -> float:
+def max_weight_difference(
+    torch_net: Net, scratch_net: scratch.Net, pairs=None
+) -> float:
     """max over all parameters and entries of |θ_torch − θ_scratch|."""
     pairs = pairs or weight_pairs(torch_net, scratch_net)
     return torch.stack([(a - b).abs().max() for a, b in pairs]).max().item()
@@ -46,29 +57,46 @@ def max_weight_difference(torch_net: Net, scratch_net: scratch.Net, pairs=None) 
 
 @dataclass
 class Lockstep:
-    """Per-step losses of both networks and the largest weight difference after each step."""
+    """Per-step losses of both networks and the largest weight difference after each
+    step."""
+
     torch_losses: list = field(default_factory=list)
     scratch_losses: list = field(default_factory=list)
     weight_difference: list = field(default_factory=list)
 
 
-def run_lockstep(torch_net: Net, scratch_net: scratch.Net, batches, lr: float, momentum: float,
-                 epochs: int = 1, steps: int | None = None, log=None) -> Lockstep:
+def run_lockstep(
+    torch_net: Net,
+    scratch_net: scratch.Net,
+    batches,
+    lr: float,
+    momentum: float,
+    epochs: int = 1,
+    steps: int | None = None,
+    log=None,
+) -> Lockstep:
     """Step both networks on the same batches with the same SGD settings.
 
-    ``steps`` stops after that many batches (with ``epochs=1``); ``log`` prints the scratch
-    network's running loss as :func:`~mnistbook.training.fit` does.
-    """
-    step_torch = torch_step(torch_net, torch.nn.CrossEntropyLoss(),
-                            torch.optim.SGD(torch_net.parameters(), lr=lr, momentum=momentum))
-    step_scratch = scratch.train_step(scratch_net, scratch.CrossEntropyLoss(),
-                                      scratch.SGD(scratch_net.parameters, lr=lr, momentum=momentum))
+    ``steps`` stops after that many batches (with ``epochs=1``); ``log`` prints the
+    scratch network's running loss as :func:`~mnistbook.training.fit` does."""
+    step_torch = make_torch_step(
+        torch_net,
+        torch.nn.CrossEntropyLoss(),
+        torch.optim.SGD(torch_net.parameters(), lr=lr, momentum=momentum),
+    )
+    step_scratch = scratch.make_scratch_step(
+        scratch_net,
+        scratch.CrossEntropyLoss(),
+        scratch.SGD(scratch_net.parameters, lr=lr, momentum=momentum),
+    )
     record, pairs = Lockstep(), weight_pairs(torch_net, scratch_net)
 
     def both(images, labels) -> float:
         record.torch_losses.append(step_torch(images, labels))
         loss = step_scratch(images, labels)
-        record.weight_difference.append(max_weight_difference(torch_net, scratch_net, pairs))
+        record.weight_difference.append(
+            max_weight_difference(torch_net, scratch_net, pairs)
+        )
         return loss
 
     source = itertools.islice(batches, steps) if steps else batches
