@@ -71,7 +71,9 @@ def _outdated(app, env, added, changed, removed):
                 cache.remove_cache(record.pk)
     stale = sorted(dependents - set(added) - set(changed))
     if stale:
-        logger.info(f"[package_fingerprint] package changed: re-executing {', '.join(stale)}")
+        logger.info(
+            f"[package_fingerprint] package changed: re-executing {', '.join(stale)}"
+        )
     return stale
 
 
@@ -86,8 +88,10 @@ def _record(app, exception):
 
 
 def setup(app):
-    require("package_fingerprint",
-            {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"})
+    require(
+        "package_fingerprint",
+        {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"},
+    )
     app.add_config_value("package_fingerprint_paths", ["code"], "env")
     app.add_config_value("package_fingerprint_package", "mnistbook", "env")
     app.connect("env-get-outdated", _outdated)

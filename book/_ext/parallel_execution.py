@@ -38,8 +38,10 @@ def _uncached(env, docnames, cache):
         path = Path(env.doc2path(name))
         text = path.read_text(encoding="utf-8")
         reader = create_nb_reader(str(path), env.myst_config, nb_config, text)
-        excluded = any(PurePosixPath(path.as_posix()).match(pattern)
-                       for pattern in nb_config.execution_excludepatterns)
+        excluded = any(
+            PurePosixPath(path.as_posix()).match(pattern)
+            for pattern in nb_config.execution_excludepatterns
+        )
         if reader is None or excluded:
             continue
         notebook = reader.read(text)
@@ -51,7 +53,9 @@ def _uncached(env, docnames, cache):
 
 def _cause(error: BaseException) -> str:
     """One line naming what went wrong: the cell's exception, a timeout, a dead kernel, …"""
-    if getattr(error, "ename", None):  # nbclient's CellExecutionError: the cell's exception
+    if getattr(
+        error, "ename", None
+    ):  # nbclient's CellExecutionError: the cell's exception
         return f"{error.ename}: {error.evalue}"
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
@@ -62,12 +66,20 @@ def _execute(path: Path, notebook, nb_config):
 
     Returns (seconds, None) on success, (None, cause) on failure; never raises an Exception.
     """
-    workdir = TemporaryDirectory() if nb_config.execution_in_temp else nullcontext(str(path.parent))
+    workdir = (
+        TemporaryDirectory()
+        if nb_config.execution_in_temp
+        else nullcontext(str(path.parent))
+    )
     try:
         with workdir as cwd:
-            result = single_nb_execution(notebook, cwd=os.path.abspath(cwd),
-                                         allow_errors=nb_config.execution_allow_errors,
-                                         timeout=nb_config.execution_timeout, meta_override=True)
+            result = single_nb_execution(
+                notebook,
+                cwd=os.path.abspath(cwd),
+                allow_errors=nb_config.execution_allow_errors,
+                timeout=nb_config.execution_timeout,
+                meta_override=True,
+            )
     except Exception as error:  # noqa: BLE001 - e.g. DeadKernelError, which jupyter-cache lets through
         return None, _cause(error)
     if result.err is not None:
@@ -82,34 +94,50 @@ def _execute_uncached(app, env, docnames):
         return
     cache = get_cache(nb_config.execution_cache_path or ".jupyter_cache")
     first = app.config.parallel_execution_first
-    pending = sorted(_uncached(env, docnames, cache),
-                     key=lambda item: first.index(item[0]) if item[0] in first else len(first))
+    pending = sorted(
+        _uncached(env, docnames, cache),
+        key=lambda item: first.index(item[0]) if item[0] in first else len(first),
+    )
     if len(pending) < 2:
         return
-    logger.info(f"[parallel_execution] executing {len(pending)} chapters, {workers} at a time")
+    logger.info(
+        f"[parallel_execution] executing {len(pending)} chapters, {workers} at a time"
+    )
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = {pool.submit(_execute, path, notebook, nb_config): (name, path, notebook)
-                   for name, path, notebook in pending}
+        futures = {
+            pool.submit(_execute, path, notebook, nb_config): (name, path, notebook)
+            for name, path, notebook in pending
+        }
         for future in as_completed(futures):
             name, path, notebook = futures[future]
             seconds, cause = future.result()
             if cause is not None:
-                logger.info(f"[parallel_execution] {name} failed ({cause}); "
-                            "it runs again to report the error")
+                logger.info(
+                    f"[parallel_execution] {name} failed ({cause}); "
+                    "it runs again to report the error"
+                )
                 continue
             cache.cache_notebook_bundle(
                 CacheBundleIn(notebook, str(path), data={"execution_seconds": seconds}),
-                check_validity=False, overwrite=True)
+                check_validity=False,
+                overwrite=True,
+            )
             logger.info(f"[parallel_execution] {name} executed in {seconds:.0f} s")
     finally:  # on Ctrl-C, start no more chapters
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def setup(app):
-    require("parallel_execution",
-            {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"})
-    app.add_config_value("parallel_execution_workers", None, "env")  # None: one per CPU core
-    app.add_config_value("parallel_execution_first", [], "env")  # longest chapters, to start first
+    require(
+        "parallel_execution",
+        {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"},
+    )
+    app.add_config_value(
+        "parallel_execution_workers", None, "env"
+    )  # None: one per CPU core
+    app.add_config_value(
+        "parallel_execution_first", [], "env"
+    )  # longest chapters, to start first
     app.connect("env-before-read-docs", _execute_uncached)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
