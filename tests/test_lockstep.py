@@ -2,14 +2,16 @@
 
 import torch
 from mnistbook import batches, lockstep, seeding
+from mnistbook.training import RECIPE
 
 
 def run(train_tensors, dtype, steps=1000):
     images, labels = train_tensors
     torch_net, scratch_net = lockstep.twin_nets(seed=seeding.SEED, dtype=dtype)
     assert lockstep.max_weight_difference(torch_net, scratch_net) == 0
-    source = batches.InMemoryBatches(images.to(dtype), labels, 4, generator=seeding.generator())
-    return lockstep.run_lockstep(torch_net, scratch_net, source, lr=0.001, momentum=0.9, steps=steps)
+    source = batches.InMemoryBatches(images.to(dtype), labels, RECIPE.batch_size,
+                                     generator=seeding.generator())
+    return lockstep.run_lockstep(torch_net, scratch_net, source, steps=steps)  # the recipe's SGD
 
 
 def test_float32_weights_agree_to_1e6_over_1000_steps(train_tensors):

@@ -8,7 +8,7 @@ import torch
 
 from . import scratch
 from .model import Net
-from .training import fit, make_torch_step
+from .training import RECIPE, fit, make_torch_step
 
 #: scratch parameter name → torch parameter name
 TORCH_NAMES = {
@@ -69,13 +69,14 @@ def run_lockstep(
     torch_net: Net,
     scratch_net: scratch.Net,
     batches,
-    lr: float,
-    momentum: float,
+    lr: float = RECIPE.lr,
+    momentum: float = RECIPE.momentum,
     epochs: int = 1,
     steps: int | None = None,
     log=None,
 ) -> Lockstep:
-    """Step both networks on the same batches with the same SGD settings.
+    """Step both networks on the same batches with the same SGD settings (the recipe's
+    unless given).
 
     ``steps`` stops after that many batches (with ``epochs=1``); ``log`` prints the
     scratch network's running loss as :func:`~mnistbook.training.fit` does."""
