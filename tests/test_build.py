@@ -177,6 +177,13 @@ def value():
 """
 
 
+def _like_a_terminal():
+    """In the child: its own process group, and Ctrl-C raising KeyboardInterrupt even when
+    this test runs where SIGINT is ignored (a background job of a script)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_build_leaves_no_page_of_the_old_package(tmp_path):
     names = ["chapter", "chapter2", "chapter3"]
     book = make_book(tmp_path, *(f"# {name}\n\n{PROBE_CELL}" for name in names))
@@ -191,7 +198,7 @@ def test_an_interrupted_build_leaves_no_page_of_the_old_package(tmp_path):
         [str(JUPYTER_BOOK), "build", str(book), "-W", "-n", "--keep-going"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        preexec_fn=_like_a_terminal,  # noqa: PLW1509 - pytest runs no threads here
     )
     try:
         deadline = time.monotonic() + 120
