@@ -1,7 +1,7 @@
 """Execute every chapter a second time, side by side, for the reproducibility test.
 
 The build executes each chapter once; ``tests/test_chapters.py`` compares the numbers of that
-execution (``_build/jupyter_execute/``) with those of this one (``_build/second-execution/``).
+execution (its execution cache) with those of this one (``_build/second-execution/``).
 The chapters run in a fresh copy of ``_toc.yml``, ``book/`` and ``code/`` with their own copy
 of the MNIST archives, as a reader's clone would: nothing (data, checkpoints) is shared with a
 build running at the same time. CI starts it beside the build, at low priority, so it mostly

@@ -14,13 +14,14 @@ These tests read what a build left in ``_build/``; they execute nothing. They ca
 import re
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
-BUILT = BUILD / "jupyter_execute"  # myst-nb's executed copy of each chapter
+CACHE = BUILD / ".jupyter_cache"  # the build's executions
 AGAIN = BUILD / "second-execution"  # written by .ci/execute_again.py
 
 pytestmark = pytest.mark.built_book
@@ -57,32 +58,47 @@ def numbers(notebook) -> list[tuple[int, str, str]]:
     return found
 
 
-def executed(folder: Path, name: str, how: str):
-    path = folder / f"{name}.ipynb"
-    if not path.is_file():
-        pytest.fail(
-            f"{path.relative_to(ROOT)} is missing: {how}, then run these tests again "
-            "(`bash .ci/run` does everything)",
-            pytrace=False,
-        )
-    return nbformat.read(path, as_version=4)
+def missing(what: str, how: str):
+    pytest.fail(
+        f"{what}: {how}, then run these tests again (`bash .ci/run` does everything)",
+        pytrace=False,
+    )
 
 
 def built(name: str):
-    """The build's execution of ``name``, provided the build used the current package."""
+    """The build's execution of ``name`` (from its execution cache), made with the current
+    package."""
+    from jupyter_cache import get_cache
     from package_fingerprint import (
         STAMP,
         fingerprint,
     )  # book/_ext, on sys.path via conftest
 
-    stamp = BUILD / ".jupyter_cache" / STAMP
+    stamp = CACHE / STAMP
     if not stamp.is_file() or stamp.read_text() != fingerprint([ROOT / "code"]):
-        pytest.fail(
-            "no successful build of the current package in _build/: build the book "
-            "(README.md), then run these tests again",
-            pytrace=False,
+        missing(
+            "no successful build of the current package in _build/",
+            "build the book (README.md)",
         )
-    return executed(BUILT, name, "build the book (README.md)")
+    source = jupytext.read(ROOT / f"{name}.md", fmt="md:myst")
+    try:
+        record = get_cache(str(CACHE)).match_cache_notebook(source)
+    except KeyError:
+        missing(
+            f"the build's cache holds no execution of {name} as it is now",
+            "build the book (README.md)",
+        )
+    return get_cache(str(CACHE)).get_cache_bundle(record.pk).nb
+
+
+def executed_again(name: str):
+    path = AGAIN / f"{name}.ipynb"
+    if not path.is_file():
+        missing(
+            f"{path.relative_to(ROOT)} is missing",
+            "run `.venv/bin/python .ci/execute_again.py`",
+        )
+    return nbformat.read(path, as_version=4)
 
 
 @pytest.mark.parametrize("name", chapters())
@@ -102,7 +118,7 @@ def test_the_build_shows_no_traceback_or_warning(name):
 @pytest.mark.parametrize("name", chapters())
 def test_a_second_execution_prints_the_same_numbers(name):
     first = built(name)
-    second = executed(AGAIN, name, "run `.venv/bin/python .ci/execute_again.py`")
+    second = executed_again(name)
     assert numbers(second) == numbers(first), (
         "the numbers differ from the build's execution of the same code"
     )
