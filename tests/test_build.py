@@ -1,13 +1,20 @@
 """The build configuration, on small books built with the book's own _config.yml and extensions:
-a failing cell fails the build, a change in the package re-executes the chapter, and chapters
-missing from the cache execute side by side."""
+a failing cell or a warning fails the build, a change in the package re-executes the chapters
+that import it (even after an interrupted build), chapters missing from the cache execute side by
+side and a dead kernel is reported as its chapter's failure, and math is rendered by files
+shipped with the site."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,15 +39,22 @@ def make_book(folder: Path, chapter_text: str, *more_chapters: str) -> Path:
     and one package, probe."""
     (folder / "book").mkdir(parents=True)
     for part in ("_ext", "_static"):
-        shutil.copytree(ROOT / "book" / part, folder / "book" / part,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "book" / part,
+            folder / "book" / part,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     shutil.copy(ROOT / "book" / "references.bib", folder / "book")
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["sphinx"]["config"].update(package_fingerprint_package="probe", parallel_execution_workers=2)
+    config["sphinx"]["config"].update(
+        package_fingerprint_package="probe", parallel_execution_workers=2
+    )
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     names = ["chapter"] + [f"chapter{i}" for i in range(2, len(more_chapters) + 2)]
-    (folder / "_toc.yml").write_text("format: jb-book\nroot: book/index\nchapters:\n"
-                                     + "".join(f"  - file: book/{name}\n" for name in names))
+    (folder / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/index\nchapters:\n"
+        + "".join(f"  - file: book/{name}\n" for name in names)
+    )
     (folder / "book" / "index.md").write_text("# A test book\n")
     for name, text in zip(names, (chapter_text, *more_chapters)):
         (folder / "book" / f"{name}.md").write_text(HEADER + text)
@@ -50,8 +64,13 @@ def make_book(folder: Path, chapter_text: str, *more_chapters: str) -> Path:
 
 
 def build(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(JUPYTER_BOOK), "build", str(folder), "-W", "-n", "--keep-going"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(folder), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def html(folder: Path, name: str = "chapter") -> str:
@@ -69,13 +88,20 @@ def test_a_failing_cell_fails_the_build(tmp_path):
 
 
 def test_a_warning_in_a_cell_fails_the_build(tmp_path):
-    book = make_book(tmp_path, "# Warns\n\n" + CELL % "import warnings\nwarnings.warn('careful')")
-    assert build(book).returncode != 0
+    book = make_book(
+        tmp_path, "# Warns\n\n" + CELL % "import warnings\nwarnings.warn('careful')"
+    )
+    result = build(book)
+    assert result.returncode != 0
+    # the cell's warning goes to stderr, which -W turns into a build error
+    warning = r"book/chapter\.md:\d+: WARNING: stderr was found in the cell outputs of cell \d+"
+    assert re.search(warning, result.stdout + result.stderr), result.stderr[-3000:]
 
 
 def test_package_change_reexecutes_and_prose_edit_uses_the_cache(tmp_path):
     chapter = "# Probe\n\nProse, first version.\n\n" + CELL % (
-        "import sys\nsys.path.insert(0, '../code')\nimport probe\nprint('probe says', probe.value())")
+        "import sys\nsys.path.insert(0, '../code')\nimport probe\nprint('probe says', probe.value())"
+    )
     book = make_book(tmp_path, chapter)
     first = build(book)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -84,24 +110,34 @@ def test_package_change_reexecutes_and_prose_edit_uses_the_cache(tmp_path):
     (book / "code" / "probe.py").write_text("def value():\n    return 'second'\n")
     second = build(book)
     assert second.returncode == 0
-    assert "re-executing book/chapter" in second.stdout and "Executing notebook" in second.stdout
+    assert (
+        "re-executing book/chapter" in second.stdout
+        and "Executing notebook" in second.stdout
+    )
     assert "probe says second" in html(book) and "probe says first" not in html(book)
 
     source = book / "book" / "chapter.md"
     source.write_text(source.read_text().replace("first version", "second version"))
     third = build(book)
     assert third.returncode == 0
-    assert "Executing notebook" not in third.stdout and "Using cached notebook" in third.stdout
+    assert (
+        "Executing notebook" not in third.stdout
+        and "Using cached notebook" in third.stdout
+    )
     assert "second version" in html(book) and "probe says second" in html(book)
 
     fourth = build(book)
-    assert "Executing notebook" not in fourth.stdout and "reading sources... [100%]" not in fourth.stdout
+    assert (
+        "Executing notebook" not in fourth.stdout
+        and "reading sources... [100%]" not in fourth.stdout
+    )
 
 
 def test_chapters_missing_from_the_cache_execute_side_by_side(tmp_path):
     # Each chapter notes when its kernel ran; executed one after the other, the spans cannot overlap.
     chapter = "# Slow\n\n" + CELL % (
-        "import time\nstart = time.time()\ntime.sleep(4)\nprint('span', start, time.time())")
+        "import time\nstart = time.time()\ntime.sleep(4)\nprint('span', start, time.time())"
+    )
     book = make_book(tmp_path, chapter, chapter)
     result = build(book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -109,15 +145,156 @@ def test_chapters_missing_from_the_cache_execute_side_by_side(tmp_path):
     assert "Executing notebook" not in result.stdout  # myst-nb found both in the cache
     (start1, end1), (start2, end2) = (
         map(float, re.search(r"span ([\d.]+) ([\d.]+)", html(book, name)).groups())
-        for name in ("chapter", "chapter2"))
+        for name in ("chapter", "chapter2")
+    )
     assert start1 < end2 and start2 < end1
 
 
 def test_a_failing_chapter_executed_side_by_side_still_fails_the_build(tmp_path):
-    book = make_book(tmp_path, "# Fine\n\n" + CELL % "print('fine')",
-                     "# Broken\n\n" + CELL % "1 / 0")
+    book = make_book(
+        tmp_path, "# Fine\n\n" + CELL % "print('fine')", "# Broken\n\n" + CELL % "1 / 0"
+    )
     result = build(book)
     assert result.returncode != 0
     assert "[parallel_execution] book/chapter2 failed" in result.stdout
     assert "[parallel_execution] book/chapter executed" in result.stdout
     assert "ZeroDivisionError" in result.stdout + result.stderr
+
+
+PROBE_CELL = (
+    CELL
+    % "import sys\nsys.path.insert(0, '../code')\nimport probe\nprint('probe says', probe.value())"
+)
+# The changed package: value() signals that a chapter is executing, then waits while ``hold`` exists.
+HOLDING_PROBE = """import os, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+def value():
+    open(os.path.join(HERE, "started"), "w").close()
+    while os.path.exists(os.path.join(HERE, "hold")):
+        time.sleep(0.1)
+    return "second"
+"""
+
+
+def _like_a_terminal():
+    """In the child: its own process group, and Ctrl-C raising KeyboardInterrupt even when
+    this test runs where SIGINT is ignored (a background job of a script)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_an_interrupted_build_leaves_no_page_of_the_old_package(tmp_path):
+    names = ["chapter", "chapter2", "chapter3"]
+    book = make_book(tmp_path, *(f"# {name}\n\n{PROBE_CELL}" for name in names))
+    first = build(book)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert all("probe says first" in html(book, name) for name in names)
+
+    code = book / "code"
+    (code / "hold").touch()
+    (code / "probe.py").write_text(HOLDING_PROBE)
+    interrupted = subprocess.Popen(
+        [str(JUPYTER_BOOK), "build", str(book), "-W", "-n", "--keep-going"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_like_a_terminal,  # noqa: PLW1509 - pytest runs no threads here
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (code / "started").exists():  # a chapter executes the new package
+            assert interrupted.poll() is None and time.monotonic() < deadline, (
+                "no chapter started"
+            )
+            time.sleep(0.2)
+        os.killpg(interrupted.pid, signal.SIGINT)  # Ctrl-C
+        time.sleep(1)
+        (code / "hold").unlink()  # let the running chapters end
+        assert interrupted.wait(timeout=120) != 0
+    finally:
+        (code / "hold").unlink(missing_ok=True)
+        if interrupted.poll() is None:
+            os.killpg(interrupted.pid, signal.SIGKILL)
+
+    again = build(book)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    for name in names:
+        page = html(book, name)
+        assert "probe says second" in page and "probe says first" not in page, name
+
+
+def test_a_dead_kernel_or_a_timeout_is_reported_as_that_chapters_failure(tmp_path):
+    book = make_book(
+        tmp_path,
+        "# Fine\n\n" + CELL % "print('fine')",
+        "# Dies\n\n" + CELL % "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        "# Slow\n\n" + CELL % "import time\ntime.sleep(60)",
+    )
+    slow = book / "book" / "chapter3.md"  # a 2-second limit in its front matter
+    slow.write_text(
+        slow.read_text().replace(
+            "kernelspec:", "execution:\n  timeout: 2\nkernelspec:", 1
+        )
+    )
+    result = build(book)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "[parallel_execution] book/chapter executed" in output
+    assert "[parallel_execution] book/chapter2 failed (DeadKernelError: " in output, (
+        output[-3000:]
+    )
+    assert "[parallel_execution] book/chapter3 failed (CellTimeoutError: " in output, (
+        output[-3000:]
+    )
+    assert "parallel_execution.py" not in output  # no traceback through the extension
+
+
+class _Scripts(HTMLParser):
+    """The ``src`` of every ``<script>`` of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script" and dict(attrs).get("src"):
+            self.sources.append(dict(attrs)["src"])
+
+
+def test_math_is_rendered_by_scripts_shipped_with_the_site(tmp_path):
+    book = make_book(
+        tmp_path,
+        "# Math\n\nInline $a^2 + b^2 = c^2$ and displayed\n\n$$\nE = mc^2\n$$\n",
+    )
+    result = build(book)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    page = html(book)
+    assert r"a^2 + b^2 = c^2" in page  # left for the math script to typeset
+    parser = _Scripts()
+    parser.feed(page)
+    remote = [src for src in parser.sources if re.match(r"(https?:)?//", src)]
+    assert not remote, f"the page loads scripts from elsewhere: {remote}"
+    math = [
+        src for src in parser.sources if re.search(r"mathjax|katex", src, re.IGNORECASE)
+    ]
+    assert math, f"no math script among {parser.sources}"
+    page_folder = book / "_build" / "html" / "book"
+    for src in math:
+        assert (page_folder / src.split("?")[0]).resolve().is_file(), (
+            f"{src} is not in the site"
+        )
+
+
+def test_an_extension_refuses_a_library_release_it_was_not_written_for():
+    from _versions import require
+    from sphinx.errors import ExtensionError
+
+    require("probe", {"sphinx": ">=1"})  # installed: passes
+    with pytest.raises(
+        ExtensionError, match=r"probe\.py was written for sphinx <1 \(found \d"
+    ):
+        require("probe", {"sphinx": "<1"})
+    with pytest.raises(
+        ExtensionError, match=r"no-such-distribution ==1\.0 \(found not installed\)"
+    ):
+        require("probe", {"no-such-distribution": "==1.0"})

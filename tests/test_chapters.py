@@ -1,10 +1,14 @@
-"""Execute every chapter listed in _toc.yml, as the build does, and hold it to the book's rules.
+"""The chapters as the build executed them: clean, and reproducible.
 
-* every cell runs without error;
-* no cell writes to stderr or prints a warning or a traceback;
-* the numbers equal those of the last build's execution (from its cache), if a build of the
-  current package exists: two executions, one model, the same numbers. Cells tagged ``timing``
-  report wall-clock times and are left out of that comparison.
+* no output of the build's execution shows a traceback or a warning (the build itself already
+  fails on a cell that raises or writes to stderr);
+* the numbers equal those of a second, independent execution of the same chapters: two
+  executions, one model, the same numbers. Cells tagged ``timing`` report wall-clock times and
+  are left out of that comparison.
+
+These tests read what a build left in ``_build/``; they execute nothing. They carry the marker
+``built_book``, which the default test command deselects; after a build and
+``.ci/execute_again.py`` (``.ci/run`` does both), run them with ``pytest -m built_book``.
 """
 
 import re
@@ -14,17 +18,25 @@ import jupytext
 import nbformat
 import pytest
 import yaml
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "_build" / ".jupyter_cache"
+BUILD = ROOT / "_build"
+CACHE = BUILD / ".jupyter_cache"  # the build's executions
+AGAIN = BUILD / "second-execution"  # written by .ci/execute_again.py
+
+pytestmark = pytest.mark.built_book
 
 
-def chapters() -> list[Path]:
+def chapters() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    paths = [ROOT / f"{name}.md" for name in files]
-    return [p for p in paths if "kernelspec:" in p.read_text().split("\n---", 1)[0]]
+    names = [toc["root"]] + [
+        c["file"] for part in toc["parts"] for c in part["chapters"]
+    ]
+    return [
+        n
+        for n in names
+        if "kernelspec:" in (ROOT / f"{n}.md").read_text().split("\n---", 1)[0]
+    ]
 
 
 def numbers(notebook) -> list[tuple[int, str, str]]:
@@ -36,41 +48,77 @@ def numbers(notebook) -> list[tuple[int, str, str]]:
             continue
         outputs = cell.get("outputs", [])
         printed = "".join(o.text for o in outputs if o.output_type == "stream")
-        values = "\n".join(str(value) for o in outputs for mime, value in o.get("data", {}).items()
-                           if mime.endswith("text/plain"))
+        values = "\n".join(
+            str(value)
+            for o in outputs
+            for mime, value in o.get("data", {}).items()
+            if mime.endswith("text/plain")
+        )
         found.append((index, printed, values))
     return found
 
 
-def cached_build_execution(notebook):
-    """The build's executed copy of this chapter, if the cache holds one made with this package."""
-    from package_fingerprint import STAMP, fingerprint  # book/_ext, on sys.path via conftest
+def missing(what: str, how: str):
+    pytest.fail(
+        f"{what}: {how}, then run these tests again (`bash .ci/run` does everything)",
+        pytrace=False,
+    )
+
+
+def built(name: str):
+    """The build's execution of ``name`` (from its execution cache), made with the current
+    package."""
+    from jupyter_cache import get_cache
+    from package_fingerprint import (
+        STAMP,
+        fingerprint,
+    )  # book/_ext, on sys.path via conftest
 
     stamp = CACHE / STAMP
     if not stamp.is_file() or stamp.read_text() != fingerprint([ROOT / "code"]):
-        return None
-    from jupyter_cache import get_cache
-
+        missing(
+            "no successful build of the current package in _build/",
+            "build the book (README.md)",
+        )
+    source = jupytext.read(ROOT / f"{name}.md", fmt="md:myst")
     try:
-        record = get_cache(str(CACHE)).match_cache_notebook(notebook)
+        record = get_cache(str(CACHE)).match_cache_notebook(source)
     except KeyError:
-        return None
+        missing(
+            f"the build's cache holds no execution of {name} as it is now",
+            "build the book (README.md)",
+        )
     return get_cache(str(CACHE)).get_cache_bundle(record.pk).nb
 
 
-@pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
-def test_chapter_executes_cleanly_and_reproducibly(chapter):
-    notebook = jupytext.read(chapter, fmt="md:myst")
-    before = cached_build_execution(notebook)
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(chapter.parent)}}).execute()
-    for cell in (c for c in notebook.cells if c.cell_type == "code"):
+def executed_again(name: str):
+    path = AGAIN / f"{name}.ipynb"
+    if not path.is_file():
+        missing(
+            f"{path.relative_to(ROOT)} is missing",
+            "run `.venv/bin/python .ci/execute_again.py`",
+        )
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.mark.parametrize("name", chapters())
+def test_the_build_shows_no_traceback_or_warning(name):
+    for cell in (c for c in built(name).cells if c.cell_type == "code"):
         for output in cell.get("outputs", []):
             assert output.output_type != "error"
-            assert not (output.output_type == "stream" and output.name == "stderr"), output.text
-            text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+            assert not (output.output_type == "stream" and output.name == "stderr"), (
+                output.text
+            )
+            text = output.get("text", "") + str(
+                output.get("data", {}).get("text/plain", "")
+            )
             assert not re.search(r"Traceback|Warning\b|Warning:", text), text
-    if before is None:
-        pytest.skip("executed cleanly; no build of the current package to compare numbers with")
-    assert numbers(notebook) == numbers(nbformat.from_dict(before)), \
+
+
+@pytest.mark.parametrize("name", chapters())
+def test_a_second_execution_prints_the_same_numbers(name):
+    first = built(name)
+    second = executed_again(name)
+    assert numbers(second) == numbers(first), (
         "the numbers differ from the build's execution of the same code"
+    )

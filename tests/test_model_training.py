@@ -31,8 +31,9 @@ def test_a_few_hundred_steps_reduce_the_loss(train_tensors, device, capsys):
     source = batches.InMemoryBatches(images[:20_000].to(device), labels[:20_000].to(device), 4,
                                      generator=seeding.generator())
     net, _ = training.train_fresh_net(source, steps=400, device=device)
-    step = training.torch_step(net, torch.nn.CrossEntropyLoss(),
-                               torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9))
+    recipe = training.RECIPE
+    step = training.make_torch_step(net, torch.nn.CrossEntropyLoss(), torch.optim.SGD(
+        net.parameters(), lr=recipe.lr, momentum=recipe.momentum))
     losses = training.fit(step, [(images[i:i + 4], labels[i:i + 4]) for i in range(0, 400, 4)],
                           epochs=1, log_every=50)
     assert sum(losses) / len(losses) < 0.8 * math.log(10)

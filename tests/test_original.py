@@ -7,12 +7,18 @@ def test_each_step_of_the_notebook_fails_as_the_book_says(real_batch):
     images, labels = real_batch
     outcome = original.run_as_written(images.float()[:4], labels[:4])
     assert outcome["NLLLoss()(outputs, labels)"].startswith(
-        "TypeError: NLLLoss.__call__() takes 2 positional arguments but 3 were given")
+        "TypeError: NLLLoss.__call__() takes 2 positional arguments but 3 were given"
+    )
     assert outcome["Net() over the Linear skeleton"] == (
-        "AttributeError: 'Linear' object has no attribute 'W'")
+        "AttributeError: 'Linear' object has no attribute 'W'"
+    )
     assert outcome["net.backward(dz)"] == (
-        "ValueError: Linear.backward: grad_out must have shape (4, 256), got (4, 10)")
-    assert outcome["optimizer.step(net._grad)"] == "TypeError: 'dict' object is not callable"
+        "ValueError: Linear.backward: grad_out must have shape (4, 256), got (4, 10)"
+    )
+    assert (
+        outcome["optimizer.step(net._grad)"]
+        == "TypeError: 'dict' object is not callable"
+    )
 
 
 def test_the_notebooks_forward_runs_once_its_layers_are_filled_in(real_batch):

@@ -136,7 +136,7 @@ def test_short_training_on_a_subset_beats_90_percent(train_tensors, test_tensors
     images, labels = train_tensors
     torch.manual_seed(0)
     net = scratch.Net()
-    step = scratch.train_step(net, scratch.CrossEntropyLoss(),
+    step = scratch.make_scratch_step(net, scratch.CrossEntropyLoss(),
                               scratch.SGD(net.parameters, lr=0.01, momentum=0.9))
     training.fit(step, batches.InMemoryBatches(images[:20_000], labels[:20_000], 32,
                                                generator=seeding.generator()), epochs=1, log=None)

@@ -4,8 +4,9 @@ myst-nb executes notebooks one after another while Sphinx reads them, and a chap
 trains keeps one core busy while the others wait. Before Sphinx reads, this extension finds the
 chapters whose code cells have no entry in the cache, executes them concurrently the way
 myst-nb's cache mode does (same working folder, timeout and error policy, the same jupyter-cache
-call) and stores the results; myst-nb then finds them in the cache. A chapter that fails is not
-stored, so myst-nb executes it once more and reports the error as it always does.
+call) and stores the results; myst-nb then finds them in the cache. A chapter that fails here
+(a cell raises or times out, its kernel dies, anything else goes wrong) is logged with the cause
+and not stored, so myst-nb executes it once more and reports the error as it always does.
 """
 
 import os
@@ -14,9 +15,15 @@ from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 from tempfile import TemporaryDirectory
 
+from _versions import require
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
+
+# jupyter-cache's own executors and myst-nb's cache mode both run a notebook with this function;
+# it is not part of jupyter-cache's documented API.
 from jupyter_cache.executors.utils import single_nb_execution
+
+# myst-nb's reader for a source file (MyST markdown or .ipynb); internal to myst-nb.
 from myst_nb.core.read import create_nb_reader
 from sphinx.util import logging
 
@@ -24,14 +31,17 @@ logger = logging.getLogger(__name__)
 
 
 def _uncached(env, docnames, cache):
-    """(docname, path, notebook) for each document to read that is a notebook missing from the cache."""
+    """(docname, path, notebook) per document to read that is a notebook missing from the cache."""
+    # env.mystnb_config and env.myst_config: myst-nb's parsed configuration, set on the env
     nb_config = env.mystnb_config
     for name in docnames:
         path = Path(env.doc2path(name))
         text = path.read_text(encoding="utf-8")
         reader = create_nb_reader(str(path), env.myst_config, nb_config, text)
-        excluded = any(PurePosixPath(path.as_posix()).match(pattern)
-                       for pattern in nb_config.execution_excludepatterns)
+        excluded = any(
+            PurePosixPath(path.as_posix()).match(pattern)
+            for pattern in nb_config.execution_excludepatterns
+        )
         if reader is None or excluded:
             continue
         notebook = reader.read(text)
@@ -41,13 +51,40 @@ def _uncached(env, docnames, cache):
             yield name, path, notebook
 
 
+def _cause(error: BaseException) -> str:
+    """One line naming what went wrong: the cell's exception, a timeout, a dead kernel, …"""
+    if getattr(
+        error, "ename", None
+    ):  # nbclient's CellExecutionError: the cell's exception
+        return f"{error.ename}: {error.evalue}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def _execute(path: Path, notebook, nb_config):
-    """Run every cell of ``notebook`` in a fresh kernel, as myst-nb's cache mode would."""
-    workdir = TemporaryDirectory() if nb_config.execution_in_temp else nullcontext(str(path.parent))
-    with workdir as cwd:
-        return single_nb_execution(notebook, cwd=os.path.abspath(cwd),
-                                   allow_errors=nb_config.execution_allow_errors,
-                                   timeout=nb_config.execution_timeout, meta_override=True)
+    """Run every cell of ``notebook`` in a fresh kernel, as myst-nb's cache mode would.
+
+    Returns (seconds, None) on success, (None, cause) on failure; never raises an Exception.
+    """
+    workdir = (
+        TemporaryDirectory()
+        if nb_config.execution_in_temp
+        else nullcontext(str(path.parent))
+    )
+    try:
+        with workdir as cwd:
+            result = single_nb_execution(
+                notebook,
+                cwd=os.path.abspath(cwd),
+                allow_errors=nb_config.execution_allow_errors,
+                timeout=nb_config.execution_timeout,
+                meta_override=True,
+            )
+    except Exception as error:  # noqa: BLE001 - e.g. DeadKernelError, which jupyter-cache lets through
+        return None, _cause(error)
+    if result.err is not None:
+        return None, _cause(result.err)
+    return result.time, None
 
 
 def _execute_uncached(app, env, docnames):
@@ -57,28 +94,50 @@ def _execute_uncached(app, env, docnames):
         return
     cache = get_cache(nb_config.execution_cache_path or ".jupyter_cache")
     first = app.config.parallel_execution_first
-    pending = sorted(_uncached(env, docnames, cache),
-                     key=lambda item: first.index(item[0]) if item[0] in first else len(first))
+    pending = sorted(
+        _uncached(env, docnames, cache),
+        key=lambda item: first.index(item[0]) if item[0] in first else len(first),
+    )
     if len(pending) < 2:
         return
-    logger.info(f"[parallel_execution] executing {len(pending)} chapters, {workers} at a time")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_execute, path, notebook, nb_config): (name, path, notebook)
-                   for name, path, notebook in pending}
+    logger.info(
+        f"[parallel_execution] executing {len(pending)} chapters, {workers} at a time"
+    )
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = {
+            pool.submit(_execute, path, notebook, nb_config): (name, path, notebook)
+            for name, path, notebook in pending
+        }
         for future in as_completed(futures):
             name, path, notebook = futures[future]
-            result = future.result()
-            if result.err is not None:
-                logger.info(f"[parallel_execution] {name} failed; it runs again to report the error")
+            seconds, cause = future.result()
+            if cause is not None:
+                logger.info(
+                    f"[parallel_execution] {name} failed ({cause}); "
+                    "it runs again to report the error"
+                )
                 continue
             cache.cache_notebook_bundle(
-                CacheBundleIn(notebook, str(path), data={"execution_seconds": result.time}),
-                check_validity=False, overwrite=True)
-            logger.info(f"[parallel_execution] {name} executed in {result.time:.0f} s")
+                CacheBundleIn(notebook, str(path), data={"execution_seconds": seconds}),
+                check_validity=False,
+                overwrite=True,
+            )
+            logger.info(f"[parallel_execution] {name} executed in {seconds:.0f} s")
+    finally:  # on Ctrl-C, start no more chapters
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def setup(app):
-    app.add_config_value("parallel_execution_workers", None, "env")  # None: one per CPU core
-    app.add_config_value("parallel_execution_first", [], "env")  # the longest chapters, to start first
+    require(
+        "parallel_execution",
+        {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"},
+    )
+    app.add_config_value(
+        "parallel_execution_workers", None, "env"
+    )  # None: one per CPU core
+    app.add_config_value(
+        "parallel_execution_first", [], "env"
+    )  # longest chapters, to start first
     app.connect("env-before-read-docs", _execute_uncached)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

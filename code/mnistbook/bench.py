@@ -1,9 +1,9 @@
-"""Measured speed: where a training epoch's time goes, and how close it is to the hardware's limit.
+"""Measured speed: where a training epoch's time goes, and how close it is to the
+hardware's limit.
 
-Run ``python -m mnistbook.bench`` for the full report (about two minutes on two CPU cores).
-Timings are the best of several interleaved repeats, so a busy machine distorts them less;
-they are reported, never asserted.
-"""
+Run ``python -m mnistbook.bench`` for the full report (about two minutes on two CPU
+cores). Timings are the best of several interleaved repeats, so a busy machine distorts
+them less; they are reported, never asserted."""
 
 import argparse
 import itertools
@@ -14,16 +14,18 @@ import torch
 from . import batches, scratch, seeding
 from .data import mnist
 from .lockstep import twin_nets
-from .training import BATCH_SIZE, LR, MOMENTUM, torch_step, train_fresh_net
+from .training import RECIPE, make_torch_step, train_fresh_net
 
-#: multiply-adds per sample: the forward pass, then ∂L/∂W of each layer and ∂L/∂X of layers 2 and 3
+#: multiply-adds per sample: the forward pass, then ∂L/∂W of each layer and ∂L/∂X of
+#: layers 2 and 3
 LAYERS = [(784, 120), (120, 256), (256, 10)]
 FORWARD_MACS = sum(i * o for i, o in LAYERS)
 BACKWARD_MACS = FORWARD_MACS + sum(i * o for i, o in LAYERS[1:])
 
 
 def epoch_flops(samples: int = 60_000) -> int:
-    """Floating-point operations (2 per multiply-add) of one training epoch's matrix products."""
+    """Floating-point operations (2 per multiply-add) of one training epoch's matrix
+    products."""
     return 2 * (FORWARD_MACS + BACKWARD_MACS) * samples
 
 
@@ -36,23 +38,41 @@ def peak_flops(size: int = 2048, repeats: int = 5) -> float:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
+    return 2 * size**3 / best
 
 
-def step_seconds(images, labels, batch_size: int, steps: int, repeats: int = 3) -> dict[str, float]:
+def step_seconds(
+    images, labels, batch_size: int, steps: int, repeats: int = 3
+) -> dict[str, float]:
     """Seconds per training step of the torch autograd step and the scratch step.
 
     Both train from the same weights on the same batches; the repeats are interleaved.
     """
     torch_net, scratch_net = twin_nets(seeding.SEED, device=images.device)
     steps_by_name = {
-        "torch autograd": torch_step(torch_net, torch.nn.CrossEntropyLoss(),
-                                     torch.optim.SGD(torch_net.parameters(), lr=LR, momentum=MOMENTUM)),
-        "scratch": scratch.train_step(scratch_net, scratch.CrossEntropyLoss(),
-                                      scratch.SGD(scratch_net.parameters, lr=LR, momentum=MOMENTUM)),
+        "torch autograd": make_torch_step(
+            torch_net,
+            torch.nn.CrossEntropyLoss(),
+            torch.optim.SGD(
+                torch_net.parameters(), lr=RECIPE.lr, momentum=RECIPE.momentum
+            ),
+        ),
+        "scratch": scratch.make_scratch_step(
+            scratch_net,
+            scratch.CrossEntropyLoss(),
+            scratch.SGD(scratch_net.parameters, lr=RECIPE.lr, momentum=RECIPE.momentum),
+        ),
     }
-    source = itertools.cycle(list(itertools.islice(
-        batches.InMemoryBatches(images, labels, batch_size, generator=seeding.generator()), steps)))
+    source = itertools.cycle(
+        list(
+            itertools.islice(
+                batches.InMemoryBatches(
+                    images, labels, batch_size, generator=seeding.generator()
+                ),
+                steps,
+            )
+        )
+    )
     best = {name: float("inf") for name in steps_by_name}
     for _ in range(repeats):
         for name, step in steps_by_name.items():
@@ -65,33 +85,60 @@ def step_seconds(images, labels, batch_size: int, steps: int, repeats: int = 3) 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="training steps per measurement")
+    parser.add_argument(
+        "--steps", type=int, default=2000, help="training steps per measurement"
+    )
     args = parser.parse_args(argv)
     images, labels = batches.mnist_tensors(train=True)
     samples = len(images)
     peak = peak_flops()
     flops = epoch_flops(samples)
-    print(f"one epoch = {flops / 1e9:.1f} GFLOP of matrix products; these cores peak at "
-          f"{peak / 1e9:.0f} GFLOP/s, so an epoch needs at least {flops / peak:.2f} s\n")
+    print(
+        f"one epoch = {flops / 1e9:.1f} GFLOP of matrix products; these cores peak at "
+        f"{peak / 1e9:.0f} GFLOP/s, so an epoch needs at least {flops / peak:.2f} s\n"
+    )
 
-    loader_net, loader = train_fresh_net(batches.seeded_loader(mnist(train=True)), args.steps)
+    loader_net, loader = train_fresh_net(
+        batches.seeded_loader(mnist(train=True)), args.steps
+    )
     memory_net, memory = train_fresh_net(
-        batches.InMemoryBatches(images, labels, BATCH_SIZE, generator=seeding.generator()), args.steps)
-    same = all(torch.equal(a, b) for a, b in zip(loader_net.parameters(), memory_net.parameters()))
-    per_epoch = samples / BATCH_SIZE / args.steps
-    print(f"batch {BATCH_SIZE}, torch autograd step, {args.steps} steps (identical weights: {same})")
+        batches.InMemoryBatches(
+            images, labels, RECIPE.batch_size, generator=seeding.generator()
+        ),
+        args.steps,
+    )
+    same = all(
+        torch.equal(a, b)
+        for a, b in zip(loader_net.parameters(), memory_net.parameters())
+    )
+    per_epoch = samples / RECIPE.batch_size / args.steps
+    print(
+        f"batch {RECIPE.batch_size}, torch autograd step, {args.steps} steps "
+        f"(identical weights: {same})"
+    )
     print(f"  DataLoader (2 workers)  {loader * per_epoch:7.1f} s/epoch")
-    print(f"  in-memory batches       {memory * per_epoch:7.1f} s/epoch   {loader / memory:5.1f}x faster\n")
+    print(
+        f"  in-memory batches       {memory * per_epoch:7.1f} s/epoch   "
+        f"{loader / memory:5.1f}x faster\n"
+    )
 
-    print(f"{'batch':>5s} {'torch autograd':>16s} {'scratch':>10s} {'scratch speed-up':>17s} "
-          f"{'lower bound':>12s}")
+    print(
+        f"{'batch':>5s} {'torch autograd':>16s} {'scratch':>10s} "
+        f"{'scratch speed-up':>17s} {'lower bound':>12s}"
+    )
     for batch_size in (4, 64):
-        steps = max(args.steps * BATCH_SIZE // batch_size, 50)
+        steps = max(args.steps * RECIPE.batch_size // batch_size, 50)
         seconds = step_seconds(images, labels, batch_size, steps)
         epoch = {name: s * samples / batch_size for name, s in seconds.items()}
-        print(f"{batch_size:5d} {epoch['torch autograd']:14.1f} s {epoch['scratch']:8.1f} s "
-              f"{epoch['torch autograd'] / epoch['scratch']:16.2f}x {flops / peak:10.2f} s")
-    print("\n(times are seconds per epoch of 60 000 images, measured on part of an epoch)")
+        print(
+            f"{batch_size:5d} {epoch['torch autograd']:14.1f} s "
+            f"{epoch['scratch']:8.1f} s "
+            f"{epoch['torch autograd'] / epoch['scratch']:16.2f}x "
+            f"{flops / peak:10.2f} s"
+        )
+    print(
+        "\n(times are seconds per epoch of 60 000 images, measured on part of an epoch)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""MNIST through ``torchvision.datasets.MNIST(download=True)``, with one clear error when it fails.
+"""MNIST through ``torchvision.datasets.MNIST(download=True)``, with one clear error
+when it fails.
 
 Offline, with a corrupt archive or an unwritable folder, torchvision raises deep urllib,
 gzip or permission errors. :func:`mnist` turns each into :class:`MNISTUnavailableError`,
@@ -19,8 +20,11 @@ from .paths import DATA_ENV, data_root
 # The four archives and their md5 sums, as torchvision checks them.
 ARCHIVES = dict(torchvision.datasets.MNIST.resources)
 
-#: The seed notebook's transform: PIL image (uint8, 0–255) → float tensor in [0, 1] → [-1, 1].
-SEED_TRANSFORM = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+#: The original notebook's transform: PIL image (uint8, 0–255) → float tensor in [0, 1]
+#: → [-1, 1].
+SEED_TRANSFORM = transforms.Compose(
+    [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]
+)
 
 
 class MNISTUnavailableError(RuntimeError):
@@ -43,10 +47,18 @@ def mnist(train: bool = True, transform=SEED_TRANSFORM, root: Path | None = None
     created = [p for p in (root, root / "MNIST", folder) if not p.exists()]
     before = set(folder.iterdir()) if folder.is_dir() else set()
     try:
-        # torchvision reports download progress and retries on stdout/stderr; the error below says it all.
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return torchvision.datasets.MNIST(root, train=train, download=True, transform=transform)
-    except Exception as error:  # urllib, gzip, zlib, permission and parsing errors alike
+        # torchvision reports download progress and retries on stdout/stderr; the error
+        # below says it all.
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            return torchvision.datasets.MNIST(
+                root, train=train, download=True, transform=transform
+            )
+    except (
+        Exception
+    ) as error:  # urllib, gzip, zlib, permission and parsing errors alike
         _remove_new_files(folder, before, created)
         raise MNISTUnavailableError(_explain(root, error)) from None
 
@@ -72,7 +84,8 @@ def archive_status(folder: Path) -> dict[str, str]:
             continue
         digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
         status[name] = (
-            "ok" if digest == md5
+            "ok"
+            if digest == md5
             else f"corrupt: {path.stat().st_size} bytes, md5 {digest}, expected {md5}"
         )
     return status
@@ -81,18 +94,26 @@ def archive_status(folder: Path) -> dict[str, str]:
 def _explain(root: Path, error: Exception) -> str:
     folder = raw_folder(root)
     lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
-    cause = f"{type(error).__name__}: {lines[0]}" + (f" … {lines[-1]}" if len(lines) > 1 else "")
-    lines = [f"MNIST is not available in {folder} and could not be downloaded or read:",
-             f"  {cause}"]
+    cause = f"{type(error).__name__}: {lines[0]}" + (
+        f" … {lines[-1]}" if len(lines) > 1 else ""
+    )
+    lines = [
+        f"MNIST is not available in {folder} and could not be downloaded or read:",
+        f"  {cause}",
+    ]
     if isinstance(error, PermissionError) or (root.exists() and not _writable(root)):
-        lines.append(f"The data folder {root} is not writable: set {DATA_ENV} to a folder you can write to.")
+        lines.append(
+            f"The data folder {root} is not writable: set {DATA_ENV} to a folder you "
+            "can write to."
+        )
     lines.append("The four archives, as torchvision expects them there:")
     status = archive_status(folder)
     lines += [f"  {name:28s} {state}" for name, state in status.items()]
     if all(state == "ok" for state in status.values()):
         extracted = ", ".join(name.removesuffix(".gz") for name in ARCHIVES)
         lines.append(
-            f"The archives are intact, so an extracted file is damaged: delete {extracted} "
+            "The archives are intact, so an extracted file is damaged: delete "
+            f"{extracted} "
             f"from {folder} and run again to extract them afresh."
         )
     mirrors = ", ".join(torchvision.datasets.MNIST.mirrors)
@@ -100,7 +121,10 @@ def _explain(root: Path, error: Exception) -> str:
         "How to fix it:",
         f"  - online: run again and torchvision downloads them from {mirrors};",
         f"  - offline: copy the four .gz files into {folder} (mkdir -p it first),",
-        "    replacing any marked corrupt; the md5 sums above are the ones torchvision checks;",
+        (
+            "    replacing any marked corrupt; the md5 sums above are the ones "
+            "torchvision checks;"
+        ),
         f"  - or point {DATA_ENV} at a folder that already holds MNIST/raw/ with them.",
     ]
     return "\n".join(lines)
@@ -114,4 +138,3 @@ def _writable(path: Path) -> bool:
         return True
     except OSError:
         return False
-

@@ -1,17 +1,21 @@
 """Checks that expose a buggy network, each cheap enough to run before a long training.
 
-* :func:`gradient_error` — the worst relative error of the analytic gradients against torch
-  autograd and against finite differences (CS231n thresholds in :mod:`~mnistbook.gradcheck`);
+* :func:`gradient_error` — the worst relative error of the analytic gradients against
+  torch autograd and against finite differences (CS231n thresholds in
+  :mod:`~mnistbook.gradcheck`);
 * :func:`initial_loss_gap` — an untrained classifier should score about ln K;
-* :func:`overfit_tiny_batch` — a working network drives the loss of one small batch to ~0;
-* :func:`first_nonfinite` — the NaN guard: the first step whose loss is not a finite number,
-  and :func:`nonfinite_trace`, which shows where in a step the first inf or NaN appears;
-* :func:`stalls_at_chance` — the loss curve's verdict: does the loss end no better than ln K?
+* :func:`overfit_tiny_batch` — a working network drives the loss of one small batch to
+  ~0;
+* :func:`first_nonfinite` — the NaN guard: the first step whose loss is not a finite
+  number, and :func:`nonfinite_trace`, which shows where in a step the first inf or NaN
+  appears;
+* :func:`stalls_at_chance` — the loss curve's verdict: does the loss end no better than
+  ln K?
 * :func:`stale_gradient_error` — does ``.grad`` hold this batch's gradient, and only it?
 * :func:`dead_units` — how many hidden units never activate at all?
 
-`quick_checks` runs the first five on a fresh scratch network inside a bug's ``with`` block.
-"""
+`quick_checks` runs the first five on a fresh scratch network inside a bug's ``with``
+block."""
 
 import itertools
 import math
@@ -24,26 +28,43 @@ from . import functional as F
 from . import gradcheck, scratch, seeding
 from .batches import InMemoryBatches
 from .model import Net
-from .training import fit, torch_step
+from .training import fit, make_torch_step
 
 
-def gradient_error(net: scratch.Net, criterion, images: Tensor, labels: Tensor, **kw) -> float:
-    """Worst relative error of ``net``'s gradients (against autograd and finite differences)."""
-    return max(c.worst for c in gradcheck.check_net(net, criterion, images, labels, **kw))
+def gradient_error(
+    net: scratch.Net, criterion, images: Tensor, labels: Tensor, **kw
+) -> float:
+    """Worst relative error of ``net``'s gradients (against autograd and finite
+    differences)."""
+    return max(
+        c.worst for c in gradcheck.check_net(net, criterion, images, labels, **kw)
+    )
 
 
-def initial_loss_gap(net, criterion, images: Tensor, labels: Tensor, num_classes: int = 10) -> float:
-    """Loss of an untrained network minus ln K: near 0 when the loss is the mean cross-entropy.
+def initial_loss_gap(
+    net, criterion, images: Tensor, labels: Tensor, num_classes: int = 10
+) -> float:
+    """Loss of an untrained network minus ln K: near 0 when the loss is the mean
+    cross-entropy.
 
     Works for the torch and the scratch classes alike (both are callable)."""
     return float(criterion(net(images), labels)) - math.log(num_classes)
 
 
-def overfit_tiny_batch(net: scratch.Net, images: Tensor, labels: Tensor, steps: int = 200,
-                       lr: float = 0.05, momentum: float = 0.9) -> list[float]:
+def overfit_tiny_batch(
+    net: scratch.Net,
+    images: Tensor,
+    labels: Tensor,
+    steps: int = 200,
+    lr: float = 0.05,
+    momentum: float = 0.9,
+) -> list[float]:
     """Losses of ``steps`` steps on one batch; a working network ends near zero."""
-    step = scratch.train_step(net, scratch.CrossEntropyLoss(),
-                              scratch.SGD(net.parameters, lr=lr, momentum=momentum))
+    step = scratch.make_scratch_step(
+        net,
+        scratch.CrossEntropyLoss(),
+        scratch.SGD(net.parameters, lr=lr, momentum=momentum),
+    )
     return fit(step, [(images, labels)], epochs=steps, log=None)
 
 
@@ -56,20 +77,24 @@ def first_nonfinite(losses: list[float]) -> int | None:
                  if not math.isfinite(loss)), None)
 
 
-def stalls_at_chance(losses: list[float], window: int = 50, num_classes: int = 10) -> bool:
+def stalls_at_chance(
+    losses: list[float], window: int = 50, num_classes: int = 10
+) -> bool:
     """The loss curve's verdict: True if the last ``window`` losses average at least
     0.9 ln K (no better than guessing) or are not finite."""
     last = sum(losses[-window:]) / len(losses[-window:])
     return not math.isfinite(last) or last >= 0.9 * math.log(num_classes)
 
 
-def stale_gradient_error(step, net: torch.nn.Module, criterion, images: Tensor,
-                         labels: Tensor) -> float:
-    """Run one training ``step``; compare the ``.grad`` it leaves with this batch's gradient.
+def stale_gradient_error(
+    step, net: torch.nn.Module, criterion, images: Tensor, labels: Tensor
+) -> float:
+    """Run one training ``step``; compare the ``.grad`` it leaves with this batch's
+    gradient.
 
     The reference is computed first, at the weights the step starts from. A correct step
-    leaves exactly it; a step that does not clear ``.grad`` leaves the sum of all so far.
-    """
+    leaves exactly it; a step that does not clear ``.grad`` leaves the sum of all so
+    far."""
     params = list(net.parameters())
     fresh = torch.autograd.grad(criterion(net(images), labels), params)
     step(images, labels)
@@ -77,8 +102,11 @@ def stale_gradient_error(step, net: torch.nn.Module, criterion, images: Tensor,
 
 
 @torch.no_grad()
-def nonfinite_trace(net: scratch.Net, criterion, images: Tensor, labels: Tensor) -> dict:
-    """Follow one step's forward and backward pass and count where values stop being finite."""
+def nonfinite_trace(
+    net: scratch.Net, criterion, images: Tensor, labels: Tensor
+) -> dict:
+    """Follow one step's forward and backward pass and count where values stop being
+    finite."""
     logits = net.forward(images)
     probabilities = F.softmax(logits)
     loss = criterion.forward(logits, labels)
@@ -87,31 +115,49 @@ def nonfinite_trace(net: scratch.Net, criterion, images: Tensor, labels: Tensor)
         "largest logit": logits.max().item(),
         "non-finite probabilities": int((~probabilities.isfinite()).sum()),
         "loss": loss.item(),
-        "non-finite gradient entries": sum(int((~g.isfinite()).sum()) for g in net.grads.values()),
+        "non-finite gradient entries": sum(
+            int((~g.isfinite()).sum()) for g in net.grads.values()
+        ),
     }
 
 
 @dataclass
 class Run:
-    """A short training run: the network after it, its per-step losses, and the next batch."""
+    """A short training run: the network after it, its per-step losses, and the next
+    batch."""
+
     net: scratch.Net
     losses: list[float]
     next_batch: tuple[Tensor, Tensor]
 
 
-def short_run(images: Tensor, labels: Tensor, steps: int, batch_size: int = 64, lr: float = 0.01,
-              momentum: float = 0.9, hidden: tuple[int, int] = (120, 256),
-              seed: int = seeding.SEED) -> Run:
+def short_run(
+    images: Tensor,
+    labels: Tensor,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    hidden: tuple[int, int] = (120, 256),
+    seed: int = seeding.SEED,
+) -> Run:
     """Train a freshly seeded scratch network for ``steps`` steps of shuffled batches.
 
     Run it inside a bug's ``with`` block to see what the bug does to training.
     """
     torch.manual_seed(seed)
     net = scratch.Net(dtype=images.dtype, device=images.device, hidden=hidden)
-    step = scratch.train_step(net, scratch.CrossEntropyLoss(),
-                              scratch.SGD(net.parameters, lr=lr, momentum=momentum))
-    source = InMemoryBatches(images, labels, batch_size, generator=seeding.generator(seed))
-    stream = itertools.chain.from_iterable(itertools.repeat(source))  # epoch after epoch
+    step = scratch.make_scratch_step(
+        net,
+        scratch.CrossEntropyLoss(),
+        scratch.SGD(net.parameters, lr=lr, momentum=momentum),
+    )
+    source = InMemoryBatches(
+        images, labels, batch_size, generator=seeding.generator(seed)
+    )
+    stream = itertools.chain.from_iterable(
+        itertools.repeat(source)
+    )  # epoch after epoch
     with torch.no_grad():
         losses = fit(step, itertools.islice(stream, steps), epochs=1, log=None)
     return Run(net, losses, next(stream))
@@ -119,49 +165,84 @@ def short_run(images: Tensor, labels: Tensor, steps: int, batch_size: int = 64, 
 
 @dataclass
 class Checks:
-    """The quick checks of one network configuration, and the short run behind the last two."""
+    """The quick checks of one network configuration, and the short run behind the last
+    two."""
+
     gradient: float
     initial_gap: float
     tiny_batch: float
     run: Run
 
     def __str__(self) -> str:
-        return "\n".join([
-            (f"gradient check, worst relative error  {self.gradient:9.1e}  "
-             f"({gradcheck.verdict(self.gradient)})"),
-            f"loss at initialisation − ln 10        {self.initial_gap:9.3f}",
-            f"tiny batch, loss after 200 steps      {self.tiny_batch:9.3f}",
-            f"NaN guard, first non-finite step      {first_nonfinite(self.run.losses)}",
-            f"loss, mean of the last 50 steps       {sum(self.run.losses[-50:]) / 50:9.3f}",
-            f"loss curve stalls at chance           {stalls_at_chance(self.run.losses)}",
-        ])
+        return "\n".join(
+            [
+                (
+                    f"gradient check, worst relative error  {self.gradient:9.1e}  "
+                    f"({gradcheck.verdict(self.gradient)})"
+                ),
+                f"loss at initialisation − ln 10        {self.initial_gap:9.3f}",
+                f"tiny batch, loss after 200 steps      {self.tiny_batch:9.3f}",
+                (
+                    "NaN guard, first non-finite step      "
+                    f"{first_nonfinite(self.run.losses)}"
+                ),
+                (
+                    "loss, mean of the last 50 steps       "
+                    f"{sum(self.run.losses[-50:]) / 50:9.3f}"
+                ),
+                (
+                    "loss curve stalls at chance           "
+                    f"{stalls_at_chance(self.run.losses)}"
+                ),
+            ]
+        )
 
 
-def quick_checks(images: Tensor, labels: Tensor, check_images: Tensor, check_labels: Tensor,
-                 hidden: tuple[int, int] = (120, 256), steps: int = 300) -> Checks:
-    """Every check on a freshly seeded scratch network; run it inside a bug's ``with`` block.
+def quick_checks(
+    images: Tensor,
+    labels: Tensor,
+    check_images: Tensor,
+    check_labels: Tensor,
+    hidden: tuple[int, int] = (120, 256),
+    steps: int = 300,
+) -> Checks:
+    """Every check on a freshly seeded scratch network; run it inside a bug's ``with``
+    block.
 
-    ``check_images`` (float64) serve the gradient check; ``images`` the rest: 1000 of them the
-    initial loss, 16 the tiny batch, all of them a short run of ``steps`` batches of 64.
-    """
+    ``check_images`` (float64) serve the gradient check; ``images`` the rest: 1000 of
+    them the initial loss, 16 the tiny batch, all of them a short run of ``steps``
+    batches of 64."""
     torch.manual_seed(seeding.SEED)
     net64 = scratch.Net(dtype=torch.float64, hidden=hidden)
-    gradient = gradient_error(net64, scratch.CrossEntropyLoss(), check_images, check_labels)
+    gradient = gradient_error(
+        net64, scratch.CrossEntropyLoss(), check_images, check_labels
+    )
     torch.manual_seed(seeding.SEED)
     net = scratch.Net(hidden=hidden)
-    gap = initial_loss_gap(net, scratch.CrossEntropyLoss(), images[:1000], labels[:1000])
+    gap = initial_loss_gap(
+        net, scratch.CrossEntropyLoss(), images[:1000], labels[:1000]
+    )
     tiny = overfit_tiny_batch(net, images[:16], labels[:16])[-1]
     return Checks(gradient, gap, tiny, short_run(images, labels, steps, hidden=hidden))
 
 
-def torch_short_run(images: Tensor, labels: Tensor, steps: int = 300, batch_size: int = 64,
-                    lr: float = 0.01, momentum: float = 0.9) -> tuple[list[float], float]:
-    """The PyTorch recipe for ``steps`` batches: the losses, then :func:`stale_gradient_error`
-    of one more step. Run it inside a bug's ``with`` block."""
+def torch_short_run(
+    images: Tensor,
+    labels: Tensor,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+) -> tuple[list[float], float]:
+    """The PyTorch recipe for ``steps`` batches: the losses, then
+    :func:`stale_gradient_error` of one more step. Run it inside a bug's ``with``
+    block."""
     seeding.seed_everything()
     net = Net()
     criterion = torch.nn.CrossEntropyLoss()
-    step = torch_step(net, criterion, torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum))
+    step = make_torch_step(
+        net, criterion, torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    )
     source = InMemoryBatches(images, labels, batch_size, generator=seeding.generator())
     losses = fit(step, itertools.islice(source, steps), epochs=1, log=None)
     return losses, stale_gradient_error(step, net, criterion, *next(iter(source)))
@@ -169,6 +250,10 @@ def torch_short_run(images: Tensor, labels: Tensor, steps: int = 300, batch_size
 
 @torch.no_grad()
 def dead_units(net: scratch.Net, images: Tensor) -> tuple[float, float]:
-    """Fraction of each hidden layer's units that output 0 for every one of ``images``."""
+    """Fraction of each hidden layer's units that output 0 for every one of
+    ``images``."""
     net.forward(images)
-    return tuple((relu.h == 0).all(dim=0).double().mean().item() for relu in (net.relu1, net.relu2))
+    return tuple(
+        (relu.h == 0).all(dim=0).double().mean().item()
+        for relu in (net.relu1, net.relu2)
+    )

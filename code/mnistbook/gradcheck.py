@@ -1,15 +1,16 @@
-"""Gradient checking: compare hand-derived gradients with torch autograd and finite differences.
+"""Gradient checking: compare hand-derived gradients with torch autograd and finite
+differences.
 
 Two independent references, both best run in float64:
 
-* torch autograd through torch's own functions (``F.linear``, ``F.relu``, ``F.cross_entropy``);
-* centred finite differences (f(θ + ε) − f(θ − ε)) / 2ε of *our* forward pass, whose error is
-  O(ε²) instead of the O(ε) of a one-sided difference.
+* torch autograd through torch's own functions (``F.linear``, ``F.relu``,
+  ``F.cross_entropy``);
+* centred finite differences (f(θ + ε) − f(θ − ε)) / 2ε of *our* forward pass, whose
+  error is O(ε²) instead of the O(ε) of a one-sided difference.
 
 The error measure is ‖a − b‖ / max(‖a‖, ‖b‖). Thresholds after CS231n: above 1e-2 the
-gradient is wrong; below 1e-7 it is right; up to 1e-4 is acceptable where a ReLU kink lies
-within ε of a pre-activation.
-"""
+gradient is wrong; below 1e-7 it is right; up to 1e-4 is acceptable where a ReLU kink
+lies within ε of a pre-activation."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,13 +30,15 @@ def relative_error(a: Tensor, b: Tensor) -> float:
 
 
 def largest_entry_error(a: Tensor, b: Tensor) -> float:
-    """max_i |a_i − b_i| / max(|a_i|, |b_i|) in float64, entries that are both zero skipped:
-    the entry-wise ratio CS231n states its thresholds for. It bounds the norm-wise error:
-    relative_error ≤ √2 · r, and ≤ r / (1 − r) for r < 1."""
+    """max_i |a_i − b_i| / max(|a_i|, |b_i|) in float64, skipping entries that are
+    both zero: the entry-wise ratio CS231n states its thresholds for. It bounds the
+    norm-wise error: relative_error ≤ √2 · r, and ≤ r / (1 − r) for r < 1."""
     a, b = a.detach().double().flatten(), b.detach().double().flatten()
     scale = torch.maximum(a.abs(), b.abs())
     nonzero = scale > 0
-    return ((a - b).abs()[nonzero] / scale[nonzero]).max().item() if nonzero.any() else 0.0
+    if not nonzero.any():
+        return 0.0
+    return ((a - b).abs()[nonzero] / scale[nonzero]).max().item()
 
 
 def verdict(error: float) -> str:
@@ -47,9 +50,11 @@ def verdict(error: float) -> str:
     return "suspicious" if error < WRONG else "WRONG"
 
 
-def finite_differences(f: Callable[[], Tensor], tensor: Tensor, indices: Tensor,
-                       eps: float = 1e-5) -> Tensor:
-    """Centred differences of the scalar f() with respect to the given flat entries of ``tensor``.
+def finite_differences(
+    f: Callable[[], Tensor], tensor: Tensor, indices: Tensor, eps: float = 1e-5
+) -> Tensor:
+    """Centred differences of the scalar f() with respect to the given flat entries of
+    ``tensor``.
 
     ``tensor`` is perturbed in place, one entry at a time, and restored exactly.
     """
@@ -66,9 +71,13 @@ def finite_differences(f: Callable[[], Tensor], tensor: Tensor, indices: Tensor,
     return out
 
 
-def autograd_gradients(f: Callable[..., Tensor], tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+def autograd_gradients(
+    f: Callable[..., Tensor], tensors: dict[str, Tensor]
+) -> dict[str, Tensor]:
     """∂f/∂t for every named tensor, by torch autograd on detached copies."""
-    leaves = {name: t.detach().clone().requires_grad_(True) for name, t in tensors.items()}
+    leaves = {
+        name: t.detach().clone().requires_grad_(True) for name, t in tensors.items()
+    }
     grads = torch.autograd.grad(f(**leaves), list(leaves.values()))
     return dict(zip(leaves, grads))
 
@@ -76,6 +85,7 @@ def autograd_gradients(f: Callable[..., Tensor], tensors: dict[str, Tensor]) -> 
 @dataclass
 class Check:
     """One tensor's gradient against both references."""
+
     name: str
     shape: tuple
     vs_autograd: float
@@ -87,10 +97,17 @@ class Check:
         return max(self.vs_autograd, self.vs_finite_differences)
 
 
-def check_gradients(analytic: dict[str, Tensor], reference: Callable[..., Tensor],
-                    ours: Callable[[], Tensor], tensors: dict[str, Tensor],
-                    samples: int | None = 30, eps: float = 1e-5, seed: int = 0) -> list[Check]:
-    """Compare ``analytic[name]`` = ∂f/∂tensors[name] with autograd and finite differences.
+def check_gradients(
+    analytic: dict[str, Tensor],
+    reference: Callable[..., Tensor],
+    ours: Callable[[], Tensor],
+    tensors: dict[str, Tensor],
+    samples: int | None = 30,
+    eps: float = 1e-5,
+    seed: int = 0,
+) -> list[Check]:
+    """Compare ``analytic[name]`` = ∂f/∂tensors[name] with autograd and finite
+    differences.
 
     ``reference(**tensors)`` computes the scalar with torch functions (for autograd);
     ``ours()`` computes it with our forward pass, reading ``tensors`` in place (for
@@ -101,27 +118,45 @@ def check_gradients(analytic: dict[str, Tensor], reference: Callable[..., Tensor
     checks = []
     for name, tensor in tensors.items():
         n = tensor.numel()
-        index = (torch.arange(n) if samples is None or samples >= n
-                 else torch.randperm(n, generator=generator)[:samples])
+        index = (
+            torch.arange(n)
+            if samples is None or samples >= n
+            else torch.randperm(n, generator=generator)[:samples]
+        )
         numeric = finite_differences(ours, tensor, index, eps)
-        ours_at_index = analytic[name].detach().reshape(-1)[index.to(tensor.device)].cpu()
-        checks.append(Check(name, tuple(tensor.shape), relative_error(analytic[name], expected[name]),
-                            relative_error(ours_at_index, numeric), len(index)))
+        ours_at_index = (
+            analytic[name].detach().reshape(-1)[index.to(tensor.device)].cpu()
+        )
+        checks.append(
+            Check(
+                name,
+                tuple(tensor.shape),
+                relative_error(analytic[name], expected[name]),
+                relative_error(ours_at_index, numeric),
+                len(index),
+            )
+        )
     return checks
 
 
 def report(checks: list[Check]) -> str:
-    """A small table, one line per tensor: both relative errors, how many entries the finite
-    differences sampled, and the CS231n verdict of the worse error."""
-    lines = [f"{'tensor':8s} {'shape':>12s} {'vs autograd':>12s} {'vs finite diff.':>16s} "
-             f"{'entries':>8s}  verdict"]
+    """A small table, one line per tensor: both relative errors, how many entries the
+    finite differences sampled, and the CS231n verdict of the worse error."""
+    header = (
+        f"{'tensor':8s} {'shape':>12s} {'vs autograd':>12s} "
+        f"{'vs finite diff.':>16s} {'entries':>8s}  verdict"
+    )
+    lines = [header]
     for c in checks:
-        lines.append(f"{c.name:8s} {c.shape!s:>12s} {c.vs_autograd:12.1e} "
-                     f"{c.vs_finite_differences:16.1e} {c.samples:8d}  {verdict(c.worst)}")
+        lines.append(
+            f"{c.name:8s} {c.shape!s:>12s} {c.vs_autograd:12.1e} "
+            f"{c.vs_finite_differences:16.1e} {c.samples:8d}  {verdict(c.worst)}"
+        )
     return "\n".join(lines)
 
 
-# ---- the same check for each piece of the scratch network --------------------------------
+# ---- the same check for each piece of the scratch network ----------------------------
+
 
 def check_linear(layer, x: Tensor, upstream: Tensor, **kw) -> list[Check]:
     """Linear.backward vs ∂⟨G, X Wᵀ + b⟩ for a fixed upstream gradient G."""
@@ -131,22 +166,34 @@ def check_linear(layer, x: Tensor, upstream: Tensor, **kw) -> list[Check]:
         {"X": dx, "W": dW, "b": db},
         lambda X, W, b: (upstream * TF.linear(X, W, b)).sum(),
         lambda: (upstream * layer.forward(x)).sum(),
-        {"X": x, "W": layer.W, "b": layer.b}, **kw)
+        {"X": x, "W": layer.W, "b": layer.b},
+        **kw,
+    )
 
 
 def check_relu(relu, z: Tensor, upstream: Tensor, **kw) -> list[Check]:
     """ReLU.backward vs ∂⟨G, max(z, 0)⟩."""
     relu.forward(z)
     dz = relu.backward(upstream)
-    return check_gradients({"z": dz}, lambda z: (upstream * TF.relu(z)).sum(),
-                           lambda: (upstream * relu.forward(z)).sum(), {"z": z}, **kw)
+    return check_gradients(
+        {"z": dz},
+        lambda z: (upstream * TF.relu(z)).sum(),
+        lambda: (upstream * relu.forward(z)).sum(),
+        {"z": z},
+        **kw,
+    )
 
 
 def check_loss(criterion, logits: Tensor, labels: Tensor, **kw) -> list[Check]:
     """CrossEntropyLoss.backward vs ∂ mean cross-entropy / ∂ logits."""
     grad = criterion.backward(logits, labels)
-    return check_gradients({"z": grad}, lambda z: TF.cross_entropy(z, labels),
-                           lambda: criterion.forward(logits, labels), {"z": logits}, **kw)
+    return check_gradients(
+        {"z": grad},
+        lambda z: TF.cross_entropy(z, labels),
+        lambda: criterion.forward(logits, labels),
+        {"z": logits},
+        **kw,
+    )
 
 
 def check_net(net, criterion, images: Tensor, labels: Tensor, **kw) -> list[Check]:
@@ -160,6 +207,10 @@ def check_net(net, criterion, images: Tensor, labels: Tensor, **kw) -> list[Chec
         h = TF.relu(TF.linear(h, p["fc2.W"], p["fc2.b"]))
         return TF.cross_entropy(TF.linear(h, p["fc3.W"], p["fc3.b"]), labels)
 
-    return check_gradients(dict(net.grads), reference,
-                           lambda: criterion.forward(net.forward(images), labels),
-                           net.parameters, **kw)
+    return check_gradients(
+        dict(net.grads),
+        reference,
+        lambda: criterion.forward(net.forward(images), labels),
+        net.parameters,
+        **kw,
+    )

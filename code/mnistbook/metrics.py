@@ -8,18 +8,28 @@ from . import validate
 
 @torch.no_grad()
 def predict(model, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """The predicted class of every image; ``model`` maps a batch of images to logits."""
-    chunks = [model(images[i:i + batch_size]).argmax(dim=1) for i in range(0, len(images), batch_size)]
+    """The predicted class of every image; ``model`` maps a batch of images to
+    logits."""
+    chunks = [
+        model(images[i : i + batch_size]).argmax(dim=1)
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(chunks).cpu()
 
 
-def confusion_matrix(predictions: Tensor, labels: Tensor, num_classes: int = 10) -> Tensor:
+def confusion_matrix(
+    predictions: Tensor, labels: Tensor, num_classes: int = 10
+) -> Tensor:
     """Counts C[true, predicted] as an int64 (num_classes, num_classes) tensor."""
     labels = labels.cpu()
     validate.labels(labels, len(labels), num_classes, "confusion_matrix")
-    validate.labels(predictions, len(labels), num_classes, "confusion_matrix (predictions)")
+    validate.labels(
+        predictions, len(labels), num_classes, "confusion_matrix (predictions)"
+    )
     index = labels * num_classes + predictions
-    return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return torch.bincount(index, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
 
 
 def accuracy(confusion: Tensor) -> float:

@@ -1,4 +1,5 @@
-"""The book's classifier in PyTorch: 784 → 120 → 256 → 10 with ReLU between the layers."""
+"""The book's classifier in PyTorch: 784 → 120 → 256 → 10 with ReLU between the
+layers."""
 
 import torch
 import torch.nn.functional as TF  # F is the book's own mnistbook.functional
@@ -8,7 +9,8 @@ from . import validate
 
 
 class Net(nn.Module):
-    """A multilayer perceptron for 28×28 digits; it returns logits, not probabilities."""
+    """A multilayer perceptron for 28×28 digits; it returns logits, not
+    probabilities."""
 
     def __init__(self):
         super().__init__()

@@ -6,9 +6,9 @@ import time
 def glue(name: str, value, display: bool = False) -> None:
     """Record ``value`` under ``name`` for the book's prose (myst-nb).
 
-    Where myst-nb is not installed (Colab), print ``name = value`` instead: the Colab notebooks
-    show the glued numbers of the prose by name, so this is where the reader finds their values.
-    """
+    Where myst-nb is not installed (Colab), print ``name = value`` instead: the Colab
+    notebooks show the glued numbers of the prose by name, so this is where the reader
+    finds their values."""
     try:
         from myst_nb import glue as myst_glue
     except ImportError:

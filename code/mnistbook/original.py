@@ -1,10 +1,11 @@
 """The original notebook's from-scratch code, as written, so the book can run it.
 
-The notebook's Part 3 leaves most bodies as ``pass`` for the reader to fill in, and its classes
-call each other in ways that fail before any arithmetic happens. The classes below are the
-notebook's, line for line (indentation aside); :class:`Linear` and :class:`ReLU` get the book's
-working bodies, so that the notebook's own :class:`Net` can run as far as it goes. The book
-never trains with them: :func:`run_as_written` shows where each one stops.
+The notebook's Part 3 leaves most bodies as ``pass`` for the reader to fill in, and its
+classes call each other in ways that fail before any arithmetic happens. The classes
+below are the notebook's, line for line (indentation aside); :class:`Linear` and
+:class:`ReLU` get the book's working bodies, so that the notebook's own :class:`Net` can
+run as far as it goes. The book never trains with them: :func:`run_as_written` shows
+where each one stops.
 """
 
 import torch
@@ -13,7 +14,8 @@ from . import scratch
 
 
 class NLLLoss:
-    """The notebook's loss skeleton: ``__call__`` passes one argument to a two-argument forward."""
+    """The notebook's loss skeleton: ``__call__`` passes one argument to a
+    two-argument ``forward``."""
 
     def __call__(self, x):
         return self.forward(x)
@@ -26,13 +28,16 @@ class NLLLoss:
 
 
 class LinearSkeleton:
-    """The notebook's ``Linear`` as handed to the reader: ``__init__`` sets no ``W`` or ``b``."""
+    """The notebook's ``Linear`` as handed to the reader: ``__init__`` sets no ``W``
+    or ``b``."""
 
     def __init__(self, dim_in, dim_out):
         pass
 
 
-LinearSkeleton.__name__ = LinearSkeleton.__qualname__ = "Linear"  # its name in the notebook
+LinearSkeleton.__name__ = LinearSkeleton.__qualname__ = (
+    "Linear"  # its name in the notebook
+)
 
 
 class Linear(scratch.Linear):
@@ -50,7 +55,8 @@ class ReLU(scratch.ReLU):
 
 
 class Net:
-    """The notebook's ``Net``: one shared ReLU, and a ``backward`` that hands ``z`` to every layer."""
+    """The notebook's ``Net``: one shared ReLU, and a ``backward`` that hands ``z`` to
+    every layer."""
 
     layer = Linear  # the notebook's Linear, filled in; LinearSkeleton as handed out
 
@@ -95,7 +101,8 @@ class Net:
 
 
 class NetAsHandedOut(Net):
-    """The notebook's ``Net`` over its ``Linear`` skeleton, as a reader first runs it."""
+    """The notebook's ``Net`` over its ``Linear`` skeleton, as a reader first runs
+    it."""
 
     layer = LinearSkeleton
 
@@ -103,14 +110,16 @@ class NetAsHandedOut(Net):
 def run_as_written(images: torch.Tensor, labels: torch.Tensor) -> dict[str, str]:
     """Run each step of the notebook's Parts 3 to 5 that fails; return what each raised.
 
-    The training loop's ``optimizer`` is never created in Part 4 or 5, so in the notebook the
-    name still holds the PyTorch tutorial's ``optim.SGD``: it is recreated here the same way.
+    The training loop's ``optimizer`` is never created in Part 4 or 5, so in the
+    notebook the name still holds the PyTorch tutorial's ``optim.SGD``: it is recreated
+    here the same way.
     """
     net = Net()
     logits = net(images)
     gradient = scratch.CrossEntropyLoss().backward(logits, labels)
-    part1_optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.001,
-                                      momentum=0.9)
+    part1_optimizer = torch.optim.SGD(
+        torch.nn.Linear(1, 1).parameters(), lr=0.001, momentum=0.9
+    )
     attempts = {
         "NLLLoss()(outputs, labels)": lambda: NLLLoss()(logits, labels),
         "Net() over the Linear skeleton": NetAsHandedOut,

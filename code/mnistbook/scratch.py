@@ -1,10 +1,11 @@
-"""The network from scratch: loss, layers, net and optimiser with hand-written backward passes.
+"""The network from scratch: loss, layers, net and optimiser with hand-written backward
+passes.
 
-No autograd anywhere: every gradient comes from a formula in :mod:`mnistbook.functional`,
-so the code runs unchanged under ``torch.no_grad()``, on CPU or CUDA, in float32 or float64.
-The shape follows the seed notebook (a loss, Linear, ReLU, Net and an optimiser), with its
-mistakes fixed; the book explains each fix.
-"""
+No autograd anywhere: every gradient comes from a formula in
+:mod:`mnistbook.functional`, so the code runs unchanged under ``torch.no_grad()``, on
+CPU or CUDA, in float32 or float64. The shape follows the original notebook (a loss,
+Linear, ReLU, Net and an optimiser), with its mistakes fixed; the book explains each
+fix."""
 
 import math
 
@@ -17,7 +18,10 @@ from . import validate
 
 def _cached(value, where: str):
     if value is None:
-        raise RuntimeError(f"{where}: backward() called before forward(); run forward() on this batch first")
+        raise RuntimeError(
+            f"{where}: backward() called before forward(); run forward() on this batch "
+            "first"
+        )
     return value
 
 
@@ -27,7 +31,8 @@ class Linear:
     def __init__(self, dim_in: int, dim_out: int, dtype=torch.float32, device=None):
         self.W = torch.empty(dim_out, dim_in, dtype=dtype, device=device)
         self.b = torch.empty(dim_out, dtype=dtype, device=device)
-        # The same calls, in the same order, as nn.Linear.reset_parameters: U(−1/√in, 1/√in).
+        # The same calls, in the same order, as nn.Linear.reset_parameters: U(−1/√in,
+        # 1/√in).
         torch.nn.init.kaiming_uniform_(self.W, a=math.sqrt(5))
         torch.nn.init.uniform_(self.b, -1 / math.sqrt(dim_in), 1 / math.sqrt(dim_in))
         self.x = None
@@ -37,14 +42,18 @@ class Linear:
         self.x = x  # kept for backward: ∂L/∂W needs the input
         return F.linear(x, self.W, self.b)
 
-    def backward(self, grad_out: Tensor, input_grad: bool = True) -> tuple[Tensor | None, Tensor, Tensor]:
+    def backward(
+        self, grad_out: Tensor, input_grad: bool = True
+    ) -> tuple[Tensor | None, Tensor, Tensor]:
         """(∂L/∂X, ∂L/∂W, ∂L/∂b) from the upstream gradient ∂L/∂Z.
 
-        ``input_grad=False`` skips ∂L/∂X (returned as None): nothing needs it for the first
-        layer, whose input is the data, and it would cost a third matrix product.
+        ``input_grad=False`` skips ∂L/∂X (returned as None): nothing needs it for the
+        first layer, whose input is the data, and it would cost a third matrix product.
         """
         x = _cached(self.x, "Linear.backward")
-        validate.same_shape(grad_out, (len(x), self.W.shape[0]), "Linear.backward", "grad_out")
+        validate.same_shape(
+            grad_out, (len(x), self.W.shape[0]), "Linear.backward", "grad_out"
+        )
         return F.linear_backward(x, self.W, grad_out, input_grad)
 
 
@@ -64,7 +73,8 @@ class ReLU:
         h = _cached(self.h, "ReLU.backward")
         if grad_out.shape != h.shape:
             raise ValueError(
-                f"ReLU.backward: grad_out has shape {tuple(grad_out.shape)} but the last forward() "
+                f"ReLU.backward: grad_out has shape {tuple(grad_out.shape)} but the "
+                "last forward() "
                 f"saw {tuple(h.shape)} — is one ReLU instance shared by two layers?"
             )
         return F.relu_backward(h, grad_out)
@@ -73,14 +83,17 @@ class ReLU:
 class CrossEntropyLoss:
     """Mean of −log softmax(z)_y over the batch, from raw logits.
 
-    The seed notebook calls this NLLLoss; in torch, ``NLLLoss`` expects log-probabilities,
-    and ``CrossEntropyLoss`` = log-softmax followed by ``NLLLoss`` is what this computes.
-    """
+    The original notebook calls this NLLLoss; in torch, ``NLLLoss`` expects
+    log-probabilities, and ``CrossEntropyLoss`` = log-softmax followed by ``NLLLoss`` is
+    what this computes."""
 
     def _check(self, logits: Tensor, labels: Tensor, where: str) -> None:
         validate.floating(logits, where, "logits")
         if logits.dim() != 2 or logits.shape[0] == 0:
-            raise ValueError(f"{where}: logits must have shape (B, K) with B ≥ 1, got {tuple(logits.shape)}")
+            raise ValueError(
+                f"{where}: logits must have shape (B, K) with B ≥ 1, got "
+                f"{tuple(logits.shape)}"
+            )
         validate.labels(labels, logits.shape[0], logits.shape[1], where)
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
@@ -102,15 +115,21 @@ class Net:
     ``hidden`` changes the two hidden widths (the book's failure lab needs equal ones).
     """
 
-    def __init__(self, dtype=torch.float32, device=None, hidden: tuple[int, int] = (120, 256)):
+    def __init__(
+        self, dtype=torch.float32, device=None, hidden: tuple[int, int] = (120, 256)
+    ):
         self.fc1 = Linear(28 * 28, hidden[0], dtype, device)
         self.relu1 = ReLU()
         self.fc2 = Linear(hidden[0], hidden[1], dtype, device)
         self.relu2 = ReLU()
         self.fc3 = Linear(hidden[1], 10, dtype, device)
-        # The very tensors the layers use, so an optimiser's in-place update is seen by them.
-        self.parameters = {f"{name}.{p}": getattr(getattr(self, name), p)
-                           for name in ("fc1", "fc2", "fc3") for p in ("W", "b")}
+        # The very tensors the layers use, so an optimiser's in-place update is seen by
+        # them.
+        self.parameters = {
+            f"{name}.{p}": getattr(getattr(self, name), p)
+            for name in ("fc1", "fc2", "fc3")
+            for p in ("W", "b")
+        }
         self.grads: dict[str, Tensor] = {}
 
     def forward(self, x: Tensor) -> Tensor:
@@ -128,30 +147,39 @@ class Net:
         g = self.relu2.backward(g)
         g, self.grads["fc2.W"], self.grads["fc2.b"] = self.fc2.backward(g)
         g = self.relu1.backward(g)
-        _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(g, input_grad=False)
+        _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(
+            g, input_grad=False
+        )
 
 
 class SGD:
     """Stochastic gradient descent with the update rule of ``torch.optim.SGD``.
 
-    v ← g on the first step, then v ← μ v + g; and θ ← θ − η v (with μ = 0: θ ← θ − η g).
-    """
+    v ← g on the first step, then v ← μ v + g; and θ ← θ − η v (with μ = 0: θ ← θ − η
+    g)."""
 
     def __init__(self, parameters: dict[str, Tensor], lr: float, momentum: float = 0.0):
         if lr <= 0 or not 0 <= momentum < 1:
-            raise ValueError(f"SGD: need lr > 0 and 0 ≤ momentum < 1, got lr={lr}, momentum={momentum}")
+            raise ValueError(
+                f"SGD: need lr > 0 and 0 ≤ momentum < 1, got lr={lr}, "
+                f"momentum={momentum}"
+            )
         self.parameters, self.lr, self.momentum = parameters, lr, momentum
         self.buffers: dict[str, Tensor] = {}
 
     def step(self, grads: dict[str, Tensor]) -> None:
         missing = self.parameters.keys() - grads.keys()
         if missing:
-            raise KeyError(f"SGD.step: no gradient for {sorted(missing)}; call net.backward() first")
+            raise KeyError(
+                f"SGD.step: no gradient for {sorted(missing)}; call net.backward() "
+                "first"
+            )
         for name, param in self.parameters.items():
             self.update(param, self.direction(name, grads[name]))
 
     def direction(self, name: str, grad: Tensor) -> Tensor:
-        """The momentum buffer v ← μ v + g (v = g on the first step); just g without momentum."""
+        """The momentum buffer v ← μ v + g (v = g on the first step); just g without
+        momentum."""
         if not self.momentum:
             return grad
         if name not in self.buffers:
@@ -165,8 +193,12 @@ class SGD:
         param.add_(direction, alpha=-self.lr)
 
 
-def train_step(net: Net, criterion: CrossEntropyLoss, optimizer: SGD):
-    """One step on a mini-batch: forward, loss, backward, update; returns the batch's loss."""
+def make_scratch_step(net: Net, criterion: CrossEntropyLoss, optimizer: SGD):
+    """Build the step function of the scratch ``net``.
+
+    The returned ``step(images, labels)`` runs forward, loss, backward and the update on
+    one mini-batch, and returns the batch's loss: the same contract as
+    :func:`~mnistbook.training.make_torch_step`."""
 
     def step(images: Tensor, labels: Tensor) -> float:
         device = net.fc1.W.device

@@ -7,9 +7,10 @@ import torch
 
 SEED = 0
 
-#: CPU threads for torch. The thread count decides how a sum is split, so it changes results in
-#: the last bits: fixed, it cannot make two builds differ. One thread is also the fastest for
-#: this small network at batch 4, and leaves the other cores to chapters executing beside it.
+#: CPU threads for torch. The thread count decides how a sum is split, so it changes
+#: results in the last bits: fixed, it cannot make two builds differ. One thread is also
+#: the fastest for this small network at batch 4, and leaves the other cores to chapters
+#: executing beside it.
 THREADS = 1
 
 
@@ -25,12 +26,14 @@ def seed_everything(seed: int = SEED) -> None:
 
 
 def generator(seed: int = SEED) -> torch.Generator:
-    """A private random stream for shuffling, independent of the global one used by initialisation."""
+    """A private random stream for shuffling, independent of the global one used by
+    initialisation."""
     return torch.Generator().manual_seed(seed)
 
 
 def seed_worker(worker_id: int) -> None:
-    """``worker_init_fn`` for DataLoader workers: derive NumPy's and Python's seeds from torch's."""
+    """``worker_init_fn`` for DataLoader workers: derive NumPy's and Python's seeds from
+    torch's."""
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)

@@ -1,0 +1,100 @@
+"""Execute every chapter a second time, side by side, for the reproducibility test.
+
+The build executes each chapter once; ``tests/test_chapters.py`` compares the numbers of that
+execution (its execution cache) with those of this one (``_build/second-execution/``).
+The chapters run in a fresh copy of ``_toc.yml``, ``book/`` and ``code/`` with their own copy
+of the MNIST archives, as a reader's clone would: nothing (data, checkpoints) is shared with a
+build running at the same time. CI starts it beside the build, at low priority, so it mostly
+fills the cores the build leaves idle.
+
+Run from the repository root with the book's environment:
+    .venv/bin/python .ci/execute_again.py
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "_build" / "second-execution"
+TIMEOUT = 900  # seconds per cell, as _config.yml's execute.timeout
+
+
+def chapters(root: Path) -> list[str]:
+    """The chapters of ``_toc.yml`` that execute (those with a kernelspec), e.g. ``book/pytorch``."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    names = [toc["root"]] + [
+        c["file"] for part in toc["parts"] for c in part["chapters"]
+    ]
+    return [
+        n
+        for n in names
+        if "kernelspec:" in (root / f"{n}.md").read_text().split("\n---", 1)[0]
+    ]
+
+
+def copy_of_the_book(folder: Path) -> None:
+    for part in ("book", "code"):
+        shutil.copytree(
+            ROOT / part,
+            folder / part,
+            ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"),
+        )
+    shutil.copy(ROOT / "_toc.yml", folder)
+    sys.path.insert(0, str(ROOT / "code"))
+    from mnistbook.paths import data_root
+
+    shutil.copytree(
+        data_root() / "MNIST" / "raw",
+        folder / "data" / "MNIST" / "raw",
+        ignore=shutil.ignore_patterns("*-ubyte"),
+    )
+
+
+def execute(folder: Path, name: str) -> float:
+    notebook = jupytext.read(folder / f"{name}.md", fmt="md:myst")
+    start = time.perf_counter()
+    NotebookClient(
+        notebook,
+        timeout=TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str((folder / name).parent)}},
+    ).execute()
+    target = OUTPUT / f"{name}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    shutil.rmtree(OUTPUT, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        copy_of_the_book(folder)
+        # the kernels import the copy's package and read the copy's data
+        paths = [str(folder / "code"), os.environ.get("PYTHONPATH")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+        os.environ["MNISTBOOK_DATA"] = str(folder / "data")
+        names = chapters(folder)
+        # the longest chapters first, as in the build
+        config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+        first = config.get("parallel_execution_first", [])
+        names.sort(key=lambda n: first.index(n) if n in first else len(first))
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for name, seconds in zip(
+                names, pool.map(lambda n: execute(folder, n), names)
+            ):
+                print(f"{name} executed again in {seconds:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""``python -m mnistbook.bench`` runs end to end (on a tiny setting) and prints its report.
+
+Its figures are measurements, never asserted; what is checked is that every part runs and that
+the DataLoader and the in-memory batches still train identical weights."""
+
+import subprocess
+import sys
+
+
+def test_bench_runs_on_a_tiny_setting():
+    result = subprocess.run(
+        [sys.executable, "-m", "mnistbook.bench", "--steps", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = result.stdout
+    assert "GFLOP of matrix products" in report
+    assert "20 steps (identical weights: True)" in report
+    rows = [
+        line.split()
+        for line in report.splitlines()
+        if line.split()[:1] in (["4"], ["64"])
+    ]
+    assert [row[0] for row in rows] == ["4", "64"], report
