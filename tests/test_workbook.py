@@ -379,8 +379,22 @@ def test_generic_failure_says_which_quantity_and_by_how_much():
 
 def test_result_displays():
     result = check_relu(relu_with(bugs.relu_backward_is_forward))
-    assert repr(result).startswith("check_relu: ❌ failed") and "read:" in repr(result)
+    assert repr(result).startswith("check_relu: ✗ failed") and "read:" in repr(result)
     assert '<a href="failure-modes.html#' in result._repr_html_()
     assert "[Failure modes 3" in result._repr_markdown_()
     both = summary(check_relu(scratch.ReLU), result)
     assert not both.passed and not both.pending and both.message.count("\n") == 1
+
+
+def test_every_link_of_a_message_points_at_a_heading_of_the_book():
+    import re
+    from pathlib import Path
+
+    from docutils.nodes import make_id
+
+    from mnistbook.workbook.links import SECTIONS
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    for section in SECTIONS.values():
+        headings = re.findall(r"^#+ (.+)$", (book / f"{section.page}.md").read_text(), re.MULTILINE)
+        assert section.anchor in {make_id(h) for h in headings}, section

@@ -11,10 +11,6 @@ from .probe import Failure, call, checker, compare, describe, tensor_like
 SHAPE_OF_WT = ("∂L/∂W must have the shape of W, (out, in): that is Gᵀ X; Xᵀ G has the shape of Wᵀ")
 
 
-def _make(what: str, cls, *args):
-    return call(f"{what}", cls, *args)
-
-
 def _parameter(layer, name: str, shape: tuple) -> Tensor:
     value = getattr(layer, name, None)
     if not isinstance(value, Tensor):
@@ -39,7 +35,7 @@ def _finite_differences(forward, x: Tensor, G: Tensor, tensor: Tensor, count: in
 def check_linear(cls) -> str:
     """cls(dim_in, dim_out) with .W (out, in), .b (out,), forward(x), backward(G) → (∂X, ∂W, ∂b)."""
     dim_in, dim_out = 5, 3
-    layer = _make(f"{getattr(cls, '__name__', 'cls')}({dim_in}, {dim_out})", cls, dim_in, dim_out)
+    layer = call(f"{getattr(cls, '__name__', 'cls')}({dim_in}, {dim_out})", cls, dim_in, dim_out)
     W, b = _parameter(layer, "W", (dim_out, dim_in)), _parameter(layer, "b", (dim_out,))
     if W.numel() and bool((W == W.reshape(-1)[0]).all()):
         raise Failure("every entry of W starts with the same value, so every unit computes the same "
@@ -102,7 +98,7 @@ def check_relu(cls) -> str:
     g = torch.Generator().manual_seed(5)
     for B in (4, 1):
         on = f"for a batch of {B}"
-        relu = _make(f"{getattr(cls, '__name__', 'cls')}()", cls)
+        relu = call(f"{getattr(cls, '__name__', 'cls')}()", cls)
         z = torch.randn(B, 7, generator=g, dtype=torch.float64)
         z[:, :2] = 0.0  # exact zeros: the derivative there is 0, as in torch
         G = torch.randn(B, 7, generator=g, dtype=torch.float64)
@@ -129,7 +125,7 @@ def check_relu(cls) -> str:
         dz = tensor_like(call("backward(grad_out)", relu.backward, G), f"backward(grad_out) {on}", (B, 7), z.dtype)
         index, numeric = _finite_differences(relu.forward, z_away, G, z_away)
         compare(dz.reshape(-1)[index], numeric, "∂L/∂z against finite differences of your forward", on=on)
-    first, second = _make("a first ReLU", cls), _make("a second ReLU", cls)
+    first, second = call("a first ReLU", cls), call("a second ReLU", cls)
     z1, z2, G = (torch.randn(3, 6, generator=g, dtype=torch.float64) for _ in range(3))
     call("the first ReLU's forward", first.forward, z1)
     call("the second ReLU's forward", second.forward, z2)

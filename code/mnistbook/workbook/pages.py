@@ -207,7 +207,7 @@ def render(page: Page) -> str:
         f"# {page.title}\n\n{page.intro}\n\n{page.formula}\n\n"
         f"The formula is derived in {{doc}}`{chapter}`, section “{section}”.",
         _cell(SETUP + page.imports + f"\nfrom mnistbook.workbook import {', '.join(checks)}"),
-        f"````{{exercise}} Write {names}\n:label: {page.label}\n\n"
+        f"````{{exercise}} Write {names}\n:label: {page.label}\n:nonumber:\n\n"
         f"Replace each `raise NotImplementedError(\"your code here\")` in the cell below with your code, "
         f"run it, then run the check under it. The check tries your code on random and extreme inputs "
         f"and says what is wrong, if anything, and where the book explains it.\n````",

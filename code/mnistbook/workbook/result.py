@@ -26,8 +26,8 @@ class Result:
     @property
     def mark(self) -> str:
         if self.passed:
-            return "✅ passed"
-        return "⏳ " + NOT_IMPLEMENTED if self.pending else "❌ failed"
+            return "✓ passed"
+        return "○ " + NOT_IMPLEMENTED if self.pending else "✗ failed"
 
     def __repr__(self) -> str:
         lines = [f"{self.check}: {self.mark} — {self.message}"]

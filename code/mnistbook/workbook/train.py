@@ -11,7 +11,7 @@ from ..batches import InMemoryBatches, mnist_tensors
 from .probe import Failure, call, checker, compare
 
 #: The accuracy the recipe must reach on the test set, in percent; the book's own run of the
-#: recipe is above it (``tests/test_workbook.py`` executes the solution to show it).
+#: recipe is above it (``tests/test_workbook_pages.py`` runs the solution to show it).
 ACCURACY_BAND = 95.0
 
 
