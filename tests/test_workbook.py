@@ -398,3 +398,36 @@ def test_every_link_of_a_message_points_at_a_heading_of_the_book():
     for section in SECTIONS.values():
         headings = re.findall(r"^#+ (.+)$", (book / f"{section.page}.md").read_text(), re.MULTILINE)
         assert section.anchor in {make_id(h) for h in headings}, section
+
+
+def off(method):
+    """A method whose tensor results are all 0.5 too large: an arbitrary wrong answer."""
+    def wrong(self, *args):
+        value = method(self, *args)
+        return tuple(v + 0.5 for v in value) if isinstance(value, tuple) else value + 0.5
+    return wrong
+
+
+def twice_the_step(self, param, direction):
+    param.add_(direction, alpha=-2 * self.lr)
+
+
+@pytest.mark.parametrize("check, wrong", [
+    (check_cross_entropy, lambda z, y: F.cross_entropy(z, y) + 0.5),
+    (check_cross_entropy_grad, lambda z, y: F.cross_entropy_grad(z, y) + 0.5),
+    (check_softmax_jacobian, lambda p: F.softmax_jacobian(p) + 0.5),
+    (check_linear, type("Off", (scratch.Linear,), {"forward": off(scratch.Linear.forward)})),
+    (check_linear, type("Off", (scratch.Linear,), {"backward": off(scratch.Linear.backward)})),
+    (check_relu, type("Off", (scratch.ReLU,), {"backward": off(scratch.ReLU.backward)})),
+    (check_net, type("Off", (scratch.Net,), {"forward": off(scratch.Net.forward)})),
+    (check_sgd, type("Off", (scratch.SGD,), {"update": twice_the_step})),
+])
+def test_an_arbitrary_wrong_answer_gets_the_quantity_and_the_error(check, wrong):
+    failed_with(check(wrong), "is off", "relative error", "largest difference")
+
+
+@pytest.mark.parametrize("check", [check_cross_entropy, check_cross_entropy_grad, check_softmax_jacobian,
+                                   check_linear, check_relu, check_net, check_sgd, check_training])
+def test_no_check_raises_whatever_it_is_given(check):
+    for nonsense in (None, 42, object):
+        failed_with(check(nonsense))

@@ -26,6 +26,11 @@ def _cases(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
     }
 
 
+def _name(fn) -> str:
+    name = getattr(fn, "__name__", "fn")
+    return "fn" if name == "<lambda>" else name
+
+
 OVERFLOW = ("but was finite on ordinary logits: exp(z) overflows once z passes about 709 (88.7 in "
             "float32). Subtract the largest logit first, and take log-softmax as z − m − log Σ exp(z − m) "
             "rather than the log of a probability that may be 0")
@@ -36,7 +41,7 @@ def check_cross_entropy(fn) -> str:
     """fn(logits (B, K), labels (B,) int64) → the mean cross-entropy, a 0-dim tensor."""
     for case, (z, y) in _cases().items():
         B = len(y)
-        got = call("fn(logits, labels)", fn, z, y)
+        got = call(f"{_name(fn)}(logits, labels)", fn, z, y)
         if isinstance(got, Tensor) and tuple(got.shape) == (B,) and B > 1:
             raise Failure(f"the loss has shape ({B},) {case}: one loss per example. The loss of a "
                           "mini-batch is their mean, a single number (0-dim)", "mean")
@@ -60,7 +65,7 @@ def check_cross_entropy_grad(fn) -> str:
     """fn(logits (B, K), labels (B,) int64) → ∂L/∂logits of the mean cross-entropy, (B, K)."""
     for case, (z, y) in _cases(1).items():
         B, K = z.shape
-        got = call("fn(logits, labels)", fn, z, y)
+        got = call(f"{_name(fn)}(logits, labels)", fn, z, y)
         tensor_like(got, f"the gradient {case}", (B, K), z.dtype,
                     transposed_hint="A row per example, a column per class, as the logits.")
         finite(got, f"the gradient {case}", "overflow", "bug-unshifted",
@@ -89,7 +94,7 @@ def check_softmax_jacobian(fn) -> str:
     for case, z in cases.items():
         p = torch.softmax(z, 0)
         K = len(p)
-        got = call("fn(p)", fn, p)
+        got = call(f"{_name(fn)}(p)", fn, p)
         tensor_like(got, f"the Jacobian {case}", (K, K), p.dtype)
         finite(got, f"the Jacobian {case}")
         expected = torch.autograd.functional.jacobian(lambda v: torch.softmax(v, 0), z)

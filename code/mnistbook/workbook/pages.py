@@ -102,7 +102,8 @@ PAGES = (
          ("pytorch", "A loss function and an optimiser"), ("SGD",), scratch, "check_sgd(SGD)"),
     Page("workbook-training", "Workbook: the training step",
          "One training step on a mini-batch: forward, loss, backward, update, and the batch's loss "
-         "as a number for the log. The check runs your step once against the book's, then trains "
+         "as a number for the log. `train_step(net, criterion, optimizer)` returns a function "
+         "`step(images, labels)` that does all that and returns the loss as a Python float. The check runs your step once against the book's, then trains "
          "the network with the book's recipe on MNIST and measures its test accuracy. The cell "
          "below imports the book's `Net`, `SGD` and `CrossEntropyLoss`; paste yours in their place "
          "to train your own.",

@@ -41,6 +41,8 @@ def checker(function):
             return Result(name, False, str(pending), pending=True)
         except Failure as failure:
             return Result(name, False, failure.message, tuple(SECTIONS[h] for h in failure.hints))
+        except AttributeError as error:  # the learner's object lacks a method or attribute
+            return Result(name, False, f"the check needs something your code does not have: {error}")
         return Result(name, True, message)
 
     return check
