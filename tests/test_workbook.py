@@ -182,6 +182,14 @@ def test_linear_mistakes():
     failed_with(check_linear(linear_with(lambda x, W, g: (g @ W, -(g.T @ x), g.sum(0)))), "∂L/∂W", "sign")
     failed_with(check_linear(linear_with(forward=lambda x, W, b: x @ W.T)), "bias is missing")
 
+    class KeepsFirstInput(scratch.Linear):
+        def forward(self, x):
+            if self.x is None:
+                self.x = x
+            return F.linear(x, self.W, self.b)
+
+    failed_with(check_linear(KeepsFirstInput), "input of an earlier forward")
+
     class TransposedW(scratch.Linear):
         def __init__(self, dim_in, dim_out):
             super().__init__(dim_in, dim_out)
@@ -352,6 +360,14 @@ def test_training_mistakes_fail_at_the_first_steps():
         return step
 
     failed_with(check_training(no_update), "did not change")
+
+
+def test_training_stops_at_the_first_nan(train_tensors):
+    class NaNNet(scratch.Net):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    failed_with(check_training(scratch.train_step, NaNNet), "loss became nan at step 1 of epoch 1")
 
 
 # ---- whatever the learner's code does, the check does not raise ----------------------------------
