@@ -148,6 +148,8 @@ def test_loss_gradient_mistakes():
     failed_with(check_cross_entropy_grad(unshifted), "non-finite", "±1000", "overflows")
     failed_with(check_cross_entropy_grad(lambda z, y: -F.cross_entropy_grad(z, y)), "sign is flipped")
     failed_with(check_cross_entropy_grad(lambda z, y: F.softmax(z) / len(y)), "one-hot labels are missing")
+    no_chain = lambda z, y: -F.one_hot(y, z.shape[1], z.dtype) / (len(y) * F.softmax(z))  # noqa: E731
+    failed_with(check_cross_entropy_grad(no_chain), "chain through the softmax is missing")
     failed_with(check_cross_entropy_grad(lambda z, y: F.cross_entropy_grad(z, y).T.contiguous()),
                 "shape of its transpose")
 
@@ -308,6 +310,12 @@ def test_sgd_mistakes():
         return self.buffers[name]
 
     failed_with(check_sgd(sgd_with(direction=dampened)), "dampened", link="pytorch.html#a-loss-function")
+
+    def nesterov(self, name, grad):
+        buffer = scratch.SGD.direction(self, name, grad)
+        return grad + self.momentum * buffer
+
+    failed_with(check_sgd(sgd_with(direction=nesterov)), "Nesterov")
 
     def rebinding_step(self, grads):
         for name in self.parameters:
