@@ -108,8 +108,9 @@ def test_unshifted_softmax_is_seen_only_by_the_nan_guard_once_logits_grow(data):
     assert D.first_nonfinite(naive.losses) is not None
     assert D.first_nonfinite(stable.losses) is None
     step = D.first_nonfinite(naive.losses)
+    assert math.isfinite(naive.losses[step - 2]) and not math.isfinite(naive.losses[step - 1])
     with bugs.unshifted_softmax():
-        before = D.short_run(images, labels, steps=step, lr=0.3)
+        before = D.short_run(images, labels, steps=step - 1, lr=0.3)  # up to the step before
         trace = D.nonfinite_trace(before.net, scratch.CrossEntropyLoss(), *before.next_batch)
     assert trace["largest logit"] > math.log(torch.finfo(torch.float32).max)
     assert trace["non-finite probabilities"] > 0 and math.isinf(trace["loss"])
@@ -145,3 +146,9 @@ def test_patches_are_undone_after_the_block():
     assert originals == (scratch.SGD.update, scratch.Net.backward, scratch.ReLU.backward,
                          scratch.Net.__init__, scratch.CrossEntropyLoss.forward,
                          scratch.CrossEntropyLoss.backward, D.F.softmax, D.F.log_softmax)
+
+
+def test_the_nan_guard_counts_steps_from_one():
+    assert D.first_nonfinite([2.3, 2.1, float("nan"), float("inf")]) == 3
+    assert D.first_nonfinite([float("inf")]) == 1
+    assert D.first_nonfinite([2.3, 2.2]) is None

@@ -30,3 +30,13 @@ def test_a_wrong_gradient_is_reported_wrong():
     right = gradcheck.check_gradients({"x": 2 * x}, lambda x: (x ** 2).sum(),
                                       lambda: (x ** 2).sum(), {"x": x}, samples=None)
     assert right[0].worst < gradcheck.GOOD
+
+
+def test_the_norm_wise_error_is_at_most_root_two_times_the_largest_entry_wise_one():
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        a = torch.randn(50, generator=generator, dtype=torch.float64)
+        b = a + 0.1 * torch.randn(50, generator=generator, dtype=torch.float64)
+        assert gradcheck.relative_error(a, b) <= 2 ** 0.5 * gradcheck.largest_entry_error(a, b)
+    assert gradcheck.largest_entry_error(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 1.0])) == 0.5
+    assert gradcheck.largest_entry_error(torch.zeros(3), torch.zeros(3)) == 0.0

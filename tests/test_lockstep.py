@@ -21,4 +21,23 @@ def test_float32_weights_agree_to_1e6_over_1000_steps(train_tensors):
 def test_float64_weights_agree_to_1e12_over_1000_steps(train_tensors):
     record = run(train_tensors, torch.float64)
     assert max(record.weight_difference) < 1e-12
+    assert len(record.relu_disagreements) == 1000 and record.first_disagreement() is None
     assert max(abs(a - b) for a, b in zip(record.torch_losses, record.scratch_losses)) < 1e-12
+
+
+def test_steps_of_the_record_count_from_one():
+    record = lockstep.Lockstep(weight_difference=[0.0, 1e-7, 3e-6, 1e-3],
+                               relu_disagreements=[0, 0, 2, 5])
+    assert record.first_disagreement() == 3
+    assert record.first_step_above(1e-6) == 3
+    assert record.first_step_above(1e-2) is None
+
+
+def test_the_relu_masks_are_those_of_the_torch_net_and_the_hooks_go_away():
+    torch_net, _ = lockstep.twin_nets(seed=0)
+    x = torch.randn(5, 784)
+    with lockstep.relu_masks(torch_net) as masks:
+        torch_net(x)
+        assert torch.equal(masks["fc1"], torch_net.fc1(x) > 0)
+        assert torch.equal(masks["fc2"], torch_net.fc2(torch.relu(torch_net.fc1(x))) > 0)
+    assert not torch_net.fc1._forward_hooks and not torch_net.fc2._forward_hooks

@@ -48,8 +48,12 @@ def overfit_tiny_batch(net: scratch.Net, images: Tensor, labels: Tensor, steps: 
 
 
 def first_nonfinite(losses: list[float]) -> int | None:
-    """The NaN guard: index of the first loss that is NaN or infinite, or None."""
-    return next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+    """The NaN guard: the first step whose loss is NaN or infinite, or None.
+
+    Steps count from 1, as in the training log and on the loss curves' x-axes.
+    """
+    return next((step for step, loss in enumerate(losses, start=1)
+                 if not math.isfinite(loss)), None)
 
 
 def stalls_at_chance(losses: list[float], window: int = 50, num_classes: int = 10) -> bool:

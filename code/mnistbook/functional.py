@@ -1,7 +1,7 @@
 """The formulas derived in the book, written once and reused by the from-scratch network.
 
 Conventions: a batch is rows. Logits ``z`` are (B, K); labels are B integers in [0, K);
-a Linear layer maps X (B, in) to Y = X Wᵀ + b with W (out, in). No autograd is used here;
+a Linear layer maps X (B, in) to Z = X Wᵀ + b with W (out, in). No autograd is used here;
 the book checks every function against torch autograd and finite differences.
 """
 
@@ -53,13 +53,13 @@ def cross_entropy_grad(z: Tensor, labels: Tensor) -> Tensor:
 
 
 def linear(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
-    """Y = X Wᵀ + b (b broadcast over rows), computed as ``torch.nn.Linear`` computes it."""
+    """Z = X Wᵀ + b (b broadcast over rows), computed as ``torch.nn.Linear`` computes it."""
     return torch.addmm(b, x, W.T)
 
 
 def linear_backward(x: Tensor, W: Tensor, grad_y: Tensor,
                     input_grad: bool = True) -> tuple[Tensor | None, Tensor, Tensor]:
-    """Given G = ∂L/∂Y: ∂L/∂X = G W, ∂L/∂W = Gᵀ X, ∂L/∂b = Gᵀ 1 (the column sums of G)."""
+    """Given G = ∂L/∂Z: ∂L/∂X = G W, ∂L/∂W = Gᵀ X, ∂L/∂b = Gᵀ 1 (the column sums of G)."""
     return (grad_y @ W if input_grad else None), grad_y.T @ x, grad_y.sum(dim=0)
 
 

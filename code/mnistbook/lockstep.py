@@ -1,6 +1,7 @@
 """Train a PyTorch ``Net`` and a scratch ``Net`` side by side and measure how far apart they drift."""
 
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -46,10 +47,38 @@ def max_weight_difference(torch_net: Net, scratch_net: scratch.Net, pairs=None) 
 
 @dataclass
 class Lockstep:
-    """Per-step losses of both networks and the largest weight difference after each step."""
+    """Per step: both networks' losses, the largest weight difference after the step, and
+    the number of hidden units whose ReLU was active in one network and not in the other."""
     torch_losses: list = field(default_factory=list)
     scratch_losses: list = field(default_factory=list)
     weight_difference: list = field(default_factory=list)
+    relu_disagreements: list = field(default_factory=list)
+
+    def first_disagreement(self) -> int | None:
+        """The first step (counted from 1) on which a ReLU decided differently, or None."""
+        return next((step for step, n in enumerate(self.relu_disagreements, start=1) if n),
+                    None)
+
+    def first_step_above(self, threshold: float) -> int | None:
+        """The first step (counted from 1) after which the weights differ by more than
+        ``threshold``, or None."""
+        return next((step for step, d in enumerate(self.weight_difference, start=1)
+                     if d > threshold), None)
+
+
+@contextmanager
+def relu_masks(torch_net: Net):
+    """Inside the block, a dict holding 1[Z > 0] of the torch net's two hidden layers
+    from its latest forward pass (forward hooks on fc1 and fc2, removed on exit)."""
+    masks: dict[str, torch.Tensor] = {}
+    hooks = [torch_net.get_submodule(name).register_forward_hook(
+                 lambda module, inputs, output, name=name: masks.__setitem__(name, output > 0))
+             for name in ("fc1", "fc2")]
+    try:
+        yield masks
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def run_lockstep(torch_net: Net, scratch_net: scratch.Net, batches, lr: float, momentum: float,
@@ -69,8 +98,12 @@ def run_lockstep(torch_net: Net, scratch_net: scratch.Net, batches, lr: float, m
         record.torch_losses.append(step_torch(images, labels))
         loss = step_scratch(images, labels)
         record.weight_difference.append(max_weight_difference(torch_net, scratch_net, pairs))
+        record.relu_disagreements.append(int(
+            (torch_masks["fc1"] != (scratch_net.relu1.h > 0)).sum()
+            + (torch_masks["fc2"] != (scratch_net.relu2.h > 0)).sum()))
         return loss
 
     source = itertools.islice(batches, steps) if steps else batches
-    record.scratch_losses = fit(both, source, epochs=epochs, log=log)
+    with relu_masks(torch_net) as torch_masks:
+        record.scratch_losses = fit(both, source, epochs=epochs, log=log)
     return record

@@ -1,7 +1,7 @@
 """The book's classifier in PyTorch: 784 → 120 → 256 → 10 with ReLU between the layers."""
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as TF  # F is the book's own mnistbook.functional
 from torch import nn
 
 from . import validate
@@ -18,8 +18,8 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = validate.images(x, "Net.forward")  # (B, 1, 28, 28) → (B, 784)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
+        x = TF.relu(self.fc1(x))
+        x = TF.relu(self.fc2(x))
         return self.fc3(x)
 
 

@@ -22,7 +22,7 @@ def _cached(value, where: str):
 
 
 class Linear:
-    """Y = X Wᵀ + b with W (dim_out, dim_in), initialised like ``torch.nn.Linear``."""
+    """Z = X Wᵀ + b with W (dim_out, dim_in), initialised like ``torch.nn.Linear``."""
 
     def __init__(self, dim_in: int, dim_out: int, dtype=torch.float32, device=None):
         self.W = torch.empty(dim_out, dim_in, dtype=dtype, device=device)
@@ -38,7 +38,7 @@ class Linear:
         return F.linear(x, self.W, self.b)
 
     def backward(self, grad_out: Tensor, input_grad: bool = True) -> tuple[Tensor | None, Tensor, Tensor]:
-        """(∂L/∂X, ∂L/∂W, ∂L/∂b) from the upstream gradient ∂L/∂Y.
+        """(∂L/∂X, ∂L/∂W, ∂L/∂b) from the upstream gradient ∂L/∂Z.
 
         ``input_grad=False`` skips ∂L/∂X (returned as None): nothing needs it for the first
         layer, whose input is the data, and it would cost a third matrix product.
