@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistbook import bugs, functional as F, scratch
+from mnistbook import bugs, functional as F, original, scratch
 from mnistbook.workbook import (check_cross_entropy, check_cross_entropy_grad, check_linear, check_net,
                                 check_relu, check_sgd, check_softmax_jacobian, check_training, summary)
 
@@ -137,6 +137,8 @@ def test_loss_mistakes():
     failed_with(check_cross_entropy(lambda z, y: -F.cross_entropy(z, y)), "sign is flipped")
     failed_with(check_cross_entropy(lambda z, y: -z.gather(1, y[:, None]).mean()), "log-probabilities",
                 "NLLLoss")
+    failed_with(check_cross_entropy(original.NLLLoss()), "TypeError", "positional argument")  # as written
+    failed_with(check_cross_entropy(original.NLLLoss().forward), "None (is a `return` missing?)")
     failed_with(check_cross_entropy(lambda z, y: -F.log_softmax(z).gather(1, y[:, None]).squeeze(1)),
                 "shape (6,)", "mean")
 
@@ -191,6 +193,7 @@ def test_linear_mistakes():
             return F.linear(x, self.W, self.b)
 
     failed_with(check_linear(KeepsFirstInput), "input of an earlier forward")
+    failed_with(check_linear(original.LinearSkeleton), "tensor attribute .W")  # the notebook's, as handed out
 
     class TransposedW(scratch.Linear):
         def __init__(self, dim_in, dim_out):
@@ -261,14 +264,12 @@ def test_net_mistakes():
     failed_with(check_net(net_with(__init__=naive_relu_shared)), "120", "256", "one ReLU shared",
                 link="#one-relu-shared-by-two-layers")
 
-    def notebook_backward(self, z):  # the original notebook: z handed to every layer
-        self.grads = {}
-        _, self.grads["fc3.W"], self.grads["fc3.b"] = self.fc3.backward(z)
-        _, self.grads["fc2.W"], self.grads["fc2.b"] = self.fc2.backward(z)
-        _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(z)
+    class NotebookNet(original.Net):  # the original notebook's Net, its gradients under the book's name
+        grads = property(lambda self: self._grad)
 
-    failed_with(check_net(net_with(backward=notebook_backward)), "gradient the layer above returned",
+    failed_with(check_net(NotebookNet), "gradient the layer above returned",
                 link="#backward-is-handed-the-activations-instead-of-the-gradient")
+    failed_with(check_net(original.NetAsHandedOut), "W")
 
     def copied_parameters(self, *args, **kwargs):
         scratch.Net.__init__(self, *args, **kwargs)

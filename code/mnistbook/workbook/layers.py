@@ -14,11 +14,12 @@ SHAPE_OF_WT = ("∂L/∂W must have the shape of W, (out, in): that is Gᵀ X; X
 def _parameter(layer, name: str, shape: tuple) -> Tensor:
     value = getattr(layer, name, None)
     if not isinstance(value, Tensor):
-        raise Failure(f"Linear needs a tensor attribute .{name} of shape {shape}; it has {describe(value)}")
+        has = "none: set it in __init__" if value is None else describe(value)
+        raise Failure(f"Linear needs a tensor attribute .{name} of shape {shape}; it has {has}")
     if tuple(value.shape) != shape:
         if tuple(value.shape) == shape[::-1]:
             raise Failure(f".{name} has shape {tuple(value.shape)}; the book stores W as (out, in) = {shape}, "
-                          "as torch.nn.Linear does, and computes Y = X Wᵀ + b", "linear")
+                          "as torch.nn.Linear does, and computes Z = X Wᵀ + b", "linear")
         raise Failure(f".{name} should have shape {shape}, got {tuple(value.shape)}")
     return value
 
@@ -54,7 +55,7 @@ def check_linear(cls) -> str:
         call("forward(x)", layer.forward, earlier)
         y = tensor_like(call("forward(x)", layer.forward, x), f"forward(x) {on}", (B, dim_out), x.dtype)
         compare(y, TF.linear(x, W, b), "forward(x)", on=on, mistakes={
-            "the bias is missing: Y = X Wᵀ + b": (x @ W.T, ("linear",)),
+            "the bias is missing: Z = X Wᵀ + b": (x @ W.T, ("linear",)),
         })
         grads = call("backward(grad_out)", layer.backward, G)
         if not isinstance(grads, tuple) or len(grads) != 3:

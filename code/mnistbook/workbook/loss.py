@@ -27,7 +27,8 @@ def _cases(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
 
 
 def _name(fn) -> str:
-    name = getattr(fn, "__name__", "fn")
+    """How to call ``fn`` in a message: its name, ``Class()`` for a callable object, else fn."""
+    name = getattr(fn, "__name__", None) or f"{type(fn).__name__}()"
     return "fn" if name == "<lambda>" else name
 
 

@@ -69,11 +69,11 @@ PAGES = (
          ("softmax", "The Jacobian of the softmax"), ("softmax_jacobian",), functional,
          "check_softmax_jacobian(softmax_jacobian)"),
     Page("workbook-linear", "Workbook: the linear layer",
-         "A linear layer maps a batch X (B, in) to Y = X Wᵀ + b with W of shape (out, in), as "
+         "A linear layer maps a batch X (B, in) to Z = X Wᵀ + b with W of shape (out, in), as "
          "`torch.nn.Linear` does. Its forward pass keeps what the backward pass needs; its backward "
-         "pass turns the gradient G of the loss with respect to Y into the gradients with respect to "
+         "pass turns the gradient G of the loss with respect to Z into the gradients with respect to "
          "X, W and b.",
-         r"$$Y = X W^\top + \mathbf{1} b^\top, \qquad \frac{\partial L}{\partial X} = G W, \quad "
+         r"$$Z = X W^\top + \mathbf{1} b^\top, \qquad \frac{\partial L}{\partial X} = G W, \quad "
          r"\frac{\partial L}{\partial W} = G^\top X, \quad \frac{\partial L}{\partial b} = G^\top \mathbf{1}$$",
          ("backprop", "A linear layer"), ("Linear",), scratch, "check_linear(Linear)"),
     Page("workbook-relu", "Workbook: the ReLU",

@@ -117,7 +117,7 @@ def known_error(error: BaseException) -> tuple[str, tuple[str, ...]]:
         return ("A layer's backward was handed something other than the gradient of its output: each backward "
                 "takes the gradient the layer above returned.", ("bug-activations", "network"))
     if "shapes cannot be multiplied" in text:
-        return ("With W of shape (out, in), the layer computes Y = X Wᵀ + b, and backward ∂L/∂X = G W, "
+        return ("With W of shape (out, in), the layer computes Z = X Wᵀ + b, and backward ∂L/∂X = G W, "
                 "∂L/∂W = Gᵀ X.", ("linear",))
     return "", ()
 
