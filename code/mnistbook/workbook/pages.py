@@ -9,6 +9,7 @@ derived with :mod:`ast` from the book's own implementation, and the solution is 
 
 import ast
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,8 +200,7 @@ def _cell(code: str) -> str:
 def render(page: Page) -> str:
     chapter, section = page.derived
     names = " and ".join(page.objects)  # no backticks: a fence's info string may not hold any
-    checks = sorted({word.split("(")[0] for word in page.check.replace("(", "( ").split()
-                     if word.startswith("check_")} | ({"summary"} if "summary(" in page.check else set()))
+    checks = sorted(set(re.findall(r"\b(check_\w+|summary)\(", page.check)))  # what the check cell calls
     includes = [(m, n) for obj in page.objects for m, n in helpers(page.module, obj)] + \
                [(page.module, obj) for obj in page.objects]
     blocks = [
