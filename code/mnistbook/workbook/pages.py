@@ -155,23 +155,27 @@ def skeleton(module, name: str) -> str:
 
 
 def helpers(module, name: str) -> list[tuple[object, str]]:
-    """(module, name) of what ``module.name`` calls in the package, deepest first: the rest of the solution."""
+    """(module, name) of the package functions ``module.name`` calls, callees first: with it, the solution.
+
+    Classes are left out: each is the exercise of a page of its own, imported where it is used.
+    """
     found: list[tuple[object, str]] = []
+    seen = {(module, name)}
 
     def visit(mod, obj_name: str) -> None:
         _, definitions = _definitions(mod)
         for node in ast.walk(definitions[obj_name]):
-            target = None
-            if isinstance(node, ast.Name) and node.id in definitions and node.id != obj_name:
-                target = (mod, node.id)
-            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                  and node.value.id == "F" and mod is scratch):
-                target = (functional, node.attr)
-            if target and target not in found and not (mod is target[0] and target[1] in definitions
-                                                      and isinstance(definitions[target[1]], ast.ClassDef)):
+            if isinstance(node, ast.Name) and isinstance(definitions.get(node.id), ast.FunctionDef):
+                target = (mod, node.id)  # a function of the same module
+            elif (mod is scratch and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id == "F"):
+                target = (functional, node.attr)  # scratch calls the book's formulas as F.<name>
+            else:
+                continue
+            if target not in seen:
+                seen.add(target)
                 visit(*target)
-                if target not in found:
-                    found.append(target)
+                found.append(target)
 
     visit(module, name)
     return found
