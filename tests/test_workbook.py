@@ -408,7 +408,7 @@ def test_result_displays():
     assert '<a href="failure-modes.html#' in result._repr_html_()
     assert "[Failure modes 3" in result._repr_markdown_()
     both = summary(check_relu(scratch.ReLU), result)
-    assert not both.passed and not both.pending and both.message.count("\n") == 1
+    assert not both.passed and not both.pending and both.message.count("\n") == 2
 
 
 def test_every_link_of_a_message_points_at_a_heading_of_the_book():

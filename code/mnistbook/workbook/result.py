@@ -29,15 +29,19 @@ class Result:
             return "✓ passed"
         return "○ " + NOT_IMPLEMENTED if self.pending else "✗ failed"
 
+    @property
+    def _dash(self) -> str:
+        return "" if self.message.startswith("\n") else " — "  # a summary lists its checks below
+
     def __repr__(self) -> str:
-        lines = [f"{self.check}: {self.mark} — {self.message}"]
+        lines = [f"{self.check}: {self.mark}{self._dash}{self.message}"]
         lines += [f"  read: {s.title} ({s.url})" for s in self.sections]
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
         message = self.message.replace("\n", "  \n")
         links = "".join(f"  \nRead: [{s.title}]({s.url})" for s in self.sections)
-        return f"**{self.check}: {self.mark}** — {message}{links}"
+        return f"**{self.check}: {self.mark}**{self._dash}{message}{links}"
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else ("#9a6700" if self.pending else "#cf222e")
@@ -45,7 +49,7 @@ class Result:
         links = "".join(f'<br>Read: <a href="{html.escape(s.url)}">{html.escape(s.title)}</a>'
                         for s in self.sections)
         return (f'<div class="workbook-result" style="border-left: 4px solid {colour}; padding-left: .6em">'
-                f'<strong>{html.escape(self.check)}: {self.mark}</strong> — {message}{links}</div>')
+                f'<strong>{html.escape(self.check)}: {self.mark}</strong>{self._dash}{message}{links}</div>')
 
 
 def summary(*results: Result) -> Result:
@@ -54,4 +58,5 @@ def summary(*results: Result) -> Result:
     lines = [f"{r.check}: {r.mark} — {r.message}" for r in results]
     sections = tuple(dict.fromkeys(s for r in failed for s in r.sections))
     pending = bool(failed) and all(r.pending for r in failed)
-    return Result(" + ".join(r.check for r in results), not failed, "\n".join(lines), sections, pending)
+    message = "\n" + "\n".join(lines)  # one line per check, below the combined verdict
+    return Result(" + ".join(r.check for r in results), not failed, message, sections, pending)
