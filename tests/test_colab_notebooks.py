@@ -42,11 +42,12 @@ def test_twin_rewrites_references_citations_exercises_and_glued_numbers():
     colab = "https://colab.research.google.com/github/someone/fork"
     scratch, failures, softmax = (markdown(twin(s)) for s in ("scratch", "failure-modes", "softmax"))
     assert f"[Backpropagation through the network]({colab}/blob/colab/book/backprop.ipynb)" in scratch
-    assert "(Polyak, 1964; Sutskever et al., 2013)" in scratch
+    assert "Polyak (1964) and Sutskever et al. (2013)" in scratch
     assert re.search(r"## References\n\n(- .*\n)*- .*Polyak.*\n- .*Sutskever", scratch)
-    exercise = "exercise “Step 5 of the notebook: the ReLU in the backward pass”"
+    exercise = ("exercise “The ReLU in the backward pass (Part 3 of the notebook, its "
+                "Net.backward)”")
     assert f"[{exercise}]({colab}/blob/colab/book/backprop.ipynb)" in failures
-    assert "> **Exercise: Step 3 of the notebook: the softmax derivative**" in softmax
+    assert "> **Exercise: Part 1, Step 4 of the notebook: the softmax derivative**" in softmax
     assert "<details>\n<summary><b>Solution</b></summary>" in softmax
     assert "Goodfellow et al. (2016)" in softmax
     assert "`jac_err_autograd`" in softmax and "{glue" not in softmax

@@ -1,0 +1,82 @@
+"""Check of the training step: first one step against the book's on a random batch (fast),
+then the recipe of the book on MNIST, which must reach the book's accuracy band."""
+
+import math
+import time
+
+import torch
+
+from .. import scratch, seeding, training
+from ..batches import InMemoryBatches, mnist_tensors
+from .probe import Failure, call, checker, compare
+
+#: The accuracy the recipe must reach on the test set, in percent; the book's own run of the
+#: recipe is above it (``tests/test_workbook_pages.py`` runs the solution to show it).
+ACCURACY_BAND = 95.0
+
+
+def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
+    torch.manual_seed(seed)
+    net = call("Net()", Net)
+    optimizer = call("SGD(net.parameters, lr, momentum)", SGD, net.parameters, training.LR, training.MOMENTUM)
+    return net, call("CrossEntropyLoss()", CrossEntropyLoss), optimizer
+
+
+def _one_step(train_step) -> None:
+    """Three steps with the book's classes, against the book's own train_step."""
+    g = torch.Generator().manual_seed(8)
+    batches = [(torch.randn(4, 1, 28, 28, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(3)]
+    net, criterion, optimizer = _fresh(scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0)
+    book_net, book_criterion, book_optimizer = _fresh(scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0)
+    step = call("train_step(net, criterion, optimizer)", train_step, net, criterion, optimizer)
+    book_step = scratch.train_step(book_net, book_criterion, book_optimizer)
+    before = {k: t.clone() for k, t in net.parameters.items()}
+    for n, (images, labels) in enumerate(batches, start=1):
+        loss = call("step(images, labels)", step, images, labels)
+        expected = book_step(images, labels)
+        if not isinstance(loss, float):
+            raise Failure(f"step(images, labels) should return the batch's loss as a Python float "
+                          f"(loss.item()), got {type(loss).__name__}", "training-step")
+        if not math.isclose(loss, expected, rel_tol=1e-5):
+            raise Failure(f"step {n} returned the loss {loss:.6g}; the batch's loss before the update is "
+                          f"{expected:.6g}", "training-step")
+        if all(torch.equal(t, before[k]) for k, t in net.parameters.items()):
+            raise Failure(f"the parameters did not change at step {n}: a step ends with "
+                          "optimizer.step(net.grads)", "training-step")
+        for name, tensor in net.parameters.items():
+            compare(tensor, book_net.parameters[name], f"net.parameters['{name}']", on=f"after step {n}",
+                    tolerance=1e-5)
+        before = {k: t.clone() for k, t in net.parameters.items()}
+
+
+@checker
+def check_training(train_step, Net=scratch.Net, SGD=scratch.SGD, CrossEntropyLoss=scratch.CrossEntropyLoss) -> str:
+    """train_step(net, criterion, optimizer) → step(images, labels) → loss; then the recipe on MNIST.
+
+    Net, SGD and CrossEntropyLoss default to the book's; pass yours to train them instead.
+    """
+    _one_step(train_step)
+    images, labels = mnist_tensors(train=True)
+    test_images, test_labels = mnist_tensors(train=False)
+    seeding.seed_everything()
+    net, criterion, optimizer = _fresh(Net, SGD, CrossEntropyLoss, seeding.SEED)
+    step = call("train_step(net, criterion, optimizer)", train_step, net, criterion, optimizer)
+    batches = InMemoryBatches(images, labels, training.BATCH_SIZE, generator=seeding.generator())
+    start = time.perf_counter()
+    for epoch in range(training.EPOCHS):
+        for n, (x, y) in enumerate(batches, start=1):
+            loss = call("step(images, labels)", step, x, y)
+            if not math.isfinite(loss):
+                raise Failure(f"the loss became {loss} at step {n} of epoch {epoch + 1}: a NaN guard stops here. "
+                              "Check the softmax for overflow and the learning rate", "bug-unshifted")
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        logits = torch.cat([call("net.forward(x)", net.forward, test_images[i:i + 1000])
+                            for i in range(0, len(test_images), 1000)])
+    accuracy = 100.0 * (logits.argmax(1) == test_labels).double().mean().item()
+    recipe = (f"{training.EPOCHS} epochs of batches of {training.BATCH_SIZE}, lr {training.LR}, "
+              f"momentum {training.MOMENTUM}")
+    if accuracy < ACCURACY_BAND:
+        raise Failure(f"after {recipe} the test accuracy is {accuracy:.2f} %, below the book's band "
+                      f"(≥ {ACCURACY_BAND:g} %); the loss of the last step was {loss:.3f}", "training-step")
+    return f"{accuracy:.2f} % test accuracy after {recipe} ({seconds:.0f} s of training)"
