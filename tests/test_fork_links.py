@@ -67,6 +67,7 @@ def test_twins_install_from_the_fork_and_link_to_it(fork_build):
         notebook = json.loads((fork_build / "book" / f"{stem}.ipynb").read_text())
         install = "".join(notebook["cells"][1]["source"])
         assert f"install -q git+{FORK}@{SHA}" in install, stem
+        assert "MNISTBOOK_BOOK_URL=https://someone.github.io/fork/book/" in install, stem
         text = json.dumps(notebook)
         links = re.findall(r"https://(?:colab\.research\.google\.com/github|github\.com)/([\w-]+/[\w-]+)", text)
         assert set(links) == {"someone/fork"}, stem

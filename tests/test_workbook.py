@@ -1,6 +1,7 @@
 """The workbook's checks: each passes the book's code and an independent correct version, and
 fails with its specific message on every known mistake it names, and usefully on anything else."""
 
+import os
 import numpy as np
 import pytest
 import torch
@@ -356,7 +357,7 @@ def test_training_mistakes_fail_at_the_first_steps():
                 link="failure-modes.html#the-loss-object-shadowed-by-its-own-value")
 
     def tensor_loss(net, criterion, optimizer):
-        step = scratch.train_step(net, criterion, optimizer)
+        step = scratch.make_scratch_step(net, criterion, optimizer)
         return lambda images, labels: torch.tensor(step(images, labels))
 
     failed_with(check_training(tensor_loss), "Python float")
@@ -376,7 +377,7 @@ def test_training_stops_at_the_first_nan(train_tensors):
         def forward(self, x):
             return super().forward(x) * float("nan")
 
-    failed_with(check_training(scratch.train_step, NaNNet), "loss became nan at step 1 of epoch 1")
+    failed_with(check_training(scratch.make_scratch_step, NaNNet), "loss became nan at step 1 of epoch 1")
 
 
 # ---- whatever the learner's code does, the check does not raise ----------------------------------
@@ -456,3 +457,14 @@ def test_an_arbitrary_wrong_answer_gets_the_quantity_and_the_error(check, wrong)
 def test_no_check_raises_whatever_it_is_given(check):
     for nonsense in (None, 42, object):
         failed_with(check(nonsense))
+
+
+def test_messages_link_to_the_published_book_where_the_twins_say_so():
+    import subprocess
+    import sys
+
+    code = "from mnistbook.workbook import links; print(links.book_url('backprop', 'a-relu'))"
+    environ = {**os.environ, "MNISTBOOK_BOOK_URL": "https://someone.github.io/fork/book/"}
+    shown = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert shown == "https://someone.github.io/fork/book/backprop.html#a-relu"

@@ -145,7 +145,9 @@ def setup_cell(repository: Repository) -> nbformat.NotebookNode:
         "# Colab: install the book's package (skipped where it is already installed)\n"
         "import importlib.util\n"
         "if importlib.util.find_spec(\"mnistbook\") is None:\n"
-        f"    get_ipython().run_line_magic(\"pip\", \"install -q {repository.pip_url}\")"
+        f"    get_ipython().run_line_magic(\"pip\", \"install -q {repository.pip_url}\")\n"
+        "# the workbook's messages link to the published book\n"
+        f"get_ipython().run_line_magic(\"env\", \"MNISTBOOK_BOOK_URL={repository.pages_url}\")"
     )
 
 

@@ -47,6 +47,12 @@ class Repository:
     def pip_url(self) -> str:
         return f"git+{self.url}@{self.install_ref}"
 
+    @property
+    def pages_url(self) -> str:
+        """Where the deploy workflow publishes the chapters: GitHub Pages of the repository."""
+        owner, name = self.slug.split("/", 1)
+        return f"https://{owner}.github.io/{name}/book/"
+
 
 def git(root: Path, *args: str) -> str | None:
     """The output of a git command in ``root``, or None where git or the repository is missing."""

@@ -1,13 +1,16 @@
 """Where the book explains each thing a check can find wrong: one base URL, one table of sections.
 
 Change :data:`BASE` (or :func:`book_url`) and every message links elsewhere: relative links
-work in the built book, where the workbook pages sit beside the chapters.
+work in the built book, where the workbook pages sit beside the chapters; the Colab twins set
+``MNISTBOOK_BOOK_URL`` to the published book's address, so there the links are absolute.
 """
 
+import os
 from dataclasses import dataclass
 
-#: Prefix of every link; "" gives links relative to a page of the built book.
-BASE = ""
+#: Prefix of every link: ``$MNISTBOOK_BOOK_URL``, else "" for links relative to a page of the
+#: built book.
+BASE = os.environ.get("MNISTBOOK_BOOK_URL", "")
 
 
 def book_url(page: str, anchor: str = "") -> str:

@@ -98,20 +98,20 @@ PAGES = (
          "The optimiser keeps a momentum buffer per parameter and moves each parameter against it. "
          "It must change the parameter tensors in place: the layers hold those very tensors, and a "
          "new tensor would never reach them.",
-         r"$$b \leftarrow \mu\, b + g \;\; (b = g \text{ on the first step}), \qquad "
-         r"\theta \leftarrow \theta - \eta\, b$$",
+         r"$$v \leftarrow \mu\, v + g \;\; (v = g \text{ on the first step}), \qquad "
+         r"\theta \leftarrow \theta - \eta\, v$$",
          ("pytorch", "A loss function and an optimiser"), ("SGD",), scratch, "check_sgd(SGD)"),
     Page("workbook-training", "Workbook: the training step",
          "One training step on a mini-batch: forward, loss, backward, update, and the batch's loss "
-         "as a number for the log. `train_step(net, criterion, optimizer)` returns a function "
+         "as a number for the log. `make_scratch_step(net, criterion, optimizer)` returns a function "
          "`step(images, labels)` that does all that and returns the loss as a Python float. The check runs your step once against the book's, then trains "
          "the network with the book's recipe on MNIST and measures its test accuracy. The cell "
          "below imports the book's `Net`, `SGD` and `CrossEntropyLoss`; paste yours in their place "
          "to train your own.",
-         r"$$\theta \leftarrow \theta - \eta\, b, \qquad b \leftarrow \mu\, b + \nabla_\theta L(\theta; "
-         r"x_\text{batch}, y_\text{batch})$$",
-         ("training-scratch", "One training step, by hand"), ("train_step",), scratch,
-         "check_training(train_step, Net, SGD, CrossEntropyLoss)",
+         r"$$v \leftarrow \mu\, v + \nabla_\theta L(\theta; "
+         r"x_\text{batch}, y_\text{batch}), \qquad \theta \leftarrow \theta - \eta\, v$$",
+         ("training-scratch", "One training step, by hand"), ("make_scratch_step",), scratch,
+         "check_training(make_scratch_step, Net, SGD, CrossEntropyLoss)",
          "from mnistbook.scratch import CrossEntropyLoss, Net, SGD\n"),
 )
 

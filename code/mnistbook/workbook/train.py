@@ -18,18 +18,18 @@ ACCURACY_BAND = 95.0
 def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
     torch.manual_seed(seed)
     net = call("Net()", Net)
-    optimizer = call("SGD(net.parameters, lr, momentum)", SGD, net.parameters, training.LR, training.MOMENTUM)
+    optimizer = call("SGD(net.parameters, lr, momentum)", SGD, net.parameters, training.RECIPE.lr, training.RECIPE.momentum)
     return net, call("CrossEntropyLoss()", CrossEntropyLoss), optimizer
 
 
-def _one_step(train_step) -> None:
-    """Three steps with the book's classes, against the book's own train_step."""
+def _one_step(make_scratch_step) -> None:
+    """Three steps with the book's classes, against the book's own."""
     g = torch.Generator().manual_seed(8)
     batches = [(torch.randn(4, 1, 28, 28, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(3)]
     net, criterion, optimizer = _fresh(scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0)
     book_net, book_criterion, book_optimizer = _fresh(scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0)
-    step = call("train_step(net, criterion, optimizer)", train_step, net, criterion, optimizer)
-    book_step = scratch.train_step(book_net, book_criterion, book_optimizer)
+    step = call("make_scratch_step(net, criterion, optimizer)", make_scratch_step, net, criterion, optimizer)
+    book_step = scratch.make_scratch_step(book_net, book_criterion, book_optimizer)
     before = {k: t.clone() for k, t in net.parameters.items()}
     for n, (images, labels) in enumerate(batches, start=1):
         loss = call("step(images, labels)", step, images, labels)
@@ -50,20 +50,20 @@ def _one_step(train_step) -> None:
 
 
 @checker
-def check_training(train_step, Net=scratch.Net, SGD=scratch.SGD, CrossEntropyLoss=scratch.CrossEntropyLoss) -> str:
-    """train_step(net, criterion, optimizer) → step(images, labels) → loss; then the recipe on MNIST.
+def check_training(make_scratch_step, Net=scratch.Net, SGD=scratch.SGD, CrossEntropyLoss=scratch.CrossEntropyLoss) -> str:
+    """make_scratch_step(net, criterion, optimizer) → step(images, labels) → loss; then the recipe on MNIST.
 
     Net, SGD and CrossEntropyLoss default to the book's; pass yours to train them instead.
     """
-    _one_step(train_step)
+    _one_step(make_scratch_step)
     images, labels = mnist_tensors(train=True)
     test_images, test_labels = mnist_tensors(train=False)
     seeding.seed_everything()
     net, criterion, optimizer = _fresh(Net, SGD, CrossEntropyLoss, seeding.SEED)
-    step = call("train_step(net, criterion, optimizer)", train_step, net, criterion, optimizer)
-    batches = InMemoryBatches(images, labels, training.BATCH_SIZE, generator=seeding.generator())
+    step = call("make_scratch_step(net, criterion, optimizer)", make_scratch_step, net, criterion, optimizer)
+    batches = InMemoryBatches(images, labels, training.RECIPE.batch_size, generator=seeding.generator())
     start = time.perf_counter()
-    for epoch in range(training.EPOCHS):
+    for epoch in range(training.RECIPE.epochs):
         for n, (x, y) in enumerate(batches, start=1):
             loss = call("step(images, labels)", step, x, y)
             if not math.isfinite(loss):
@@ -74,8 +74,8 @@ def check_training(train_step, Net=scratch.Net, SGD=scratch.SGD, CrossEntropyLos
         logits = torch.cat([call("net.forward(x)", net.forward, test_images[i:i + 1000])
                             for i in range(0, len(test_images), 1000)])
     accuracy = 100.0 * (logits.argmax(1) == test_labels).double().mean().item()
-    recipe = (f"{training.EPOCHS} epochs of batches of {training.BATCH_SIZE}, lr {training.LR}, "
-              f"momentum {training.MOMENTUM}")
+    recipe = (f"{training.RECIPE.epochs} epochs of batches of {training.RECIPE.batch_size}, lr {training.RECIPE.lr}, "
+              f"momentum {training.RECIPE.momentum}")
     if accuracy < ACCURACY_BAND:
         raise Failure(f"after {recipe} the test accuracy is {accuracy:.2f} %, below the book's band "
                       f"(≥ {ACCURACY_BAND:g} %); the loss of the last step was {loss:.3f}", "training-step")
