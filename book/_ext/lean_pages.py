@@ -8,8 +8,8 @@ What the theme stack would otherwise send with every page, and what is done inst
   configuration that ``sphinx-thebe`` emits twice (a ``SyntaxError`` in every page), are dropped.
 - the search index and its tools on every page (the theme's search-as-you-type, which is off):
   kept on the search page only.
-- other scripts: deferred, so none blocks the first paint; sphinx-design's tab script only on
-  pages with tabs.
+- other scripts: deferred (but on the search page), so none blocks the first paint;
+  sphinx-design's tab script only on pages with tabs.
 - ``Got invalid theme mode``: the theme's ``default_mode`` is set (to ``auto``), and a line in the
   head turns ``auto`` into the reader's light or dark preference before the first paint.
 - a ``robots.txt`` and a ``<meta name="description">`` (the page's first paragraph) for SEO, and
@@ -82,7 +82,8 @@ def _lean_context(app, pagename, templatename, context, doctree) -> None:
             continue
         if inline:
             seen_bodies.add(inline)
-        elif script.filename and script.filename not in NOT_DEFERRED:
+        elif script.filename and script.filename not in NOT_DEFERRED and pagename != "search":
+            # (the search page's own searchtools.js runs at once and needs doctools.js)
             attributes = {k: v for k, v in script.attributes.items() if k != "async"}
             script = _JavaScript(script.filename, priority=script.priority, **attributes, defer="defer")
         scripts.append(script)
