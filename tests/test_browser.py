@@ -109,6 +109,13 @@ def _shot(driver, name: str) -> None:
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
+def _shot_at(driver, selector: str, name: str) -> None:
+    """A screenshot with the first element matching selector at the top, if the page has one."""
+    if driver.execute_script("const e = document.querySelector(arguments[0]);"
+                             "if (e) e.scrollIntoView(); return !!e;", selector):
+        _shot(driver, name)
+
+
 def _slug(page: str) -> str:
     return page.removesuffix(".html").replace("/", "-")
 
@@ -143,6 +150,7 @@ def test_every_equation_rendered(site, browser, page):
     """Every math element holds typeset SVG, and no TeX is left in the text."""
     _load(browser, site + page)
     found = browser.execute_script(FIND_RAW_TEX)
+    _shot_at(browser, "div.math", f"{_slug(page)}-equation")
     assert not found["empty"], f"{page}: math not typeset: {found['empty'][:5]}"
     assert not found["raw"], f"{page}: raw TeX in the text: {found['raw'][:5]}"
 
@@ -161,7 +169,8 @@ return Array.from(document.images).filter(i => !i.complete || i.naturalWidth ===
 
 @pytest.mark.parametrize("page", PAGES)
 def test_images_load_and_have_alt_text(site, browser, page):
-    _load(browser, site + page)
+    _load(browser, site + page, "dark")
+    _shot_at(browser, "div.cell_output img", f"{_slug(page)}-figure-dark")
     assert not browser.execute_script(FIND_BAD_IMAGES), f"{page}: image not loaded or without alt"
 
 

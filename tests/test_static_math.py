@@ -42,3 +42,18 @@ def test_display_source_matches_sphinx_mathjax():
 def test_stylesheet_has_the_svg_rules():
     css = static_math.stylesheet()
     assert 'mjx-container[jax="SVG"]' in css and "mjx-assistive-mml" in css
+
+
+def test_glyphs_are_sent_once_per_page():
+    """Every outline moves into one hidden <svg>; each formula's <use> still finds its glyph."""
+    import re
+
+    one, two = static_math.render("a + b", False), static_math.render("a + c", True)
+    page = static_math.share_glyphs(f"<p>{one}</p><p>{two}</p><p>{one}</p>")
+    ids = re.findall(r'<path id="([^"]+)"', page)
+    uses = set(re.findall(r'xlink:href="#([^"]+)"', page))
+    assert page.startswith('<svg class="mjx-glyphs"') and page.count("<defs>") == 1
+    assert len(ids) == len(set(ids)) and uses <= set(ids)
+    assert sorted(ids) == sorted({"MJX-TEX-I-1D44E", "MJX-TEX-I-1D44F", "MJX-TEX-I-1D450",
+                                  "MJX-TEX-N-2B"})
+    assert static_math.share_glyphs("<p>no math</p>") == "<p>no math</p>"

@@ -8,7 +8,8 @@ What the theme stack would otherwise send with every page, and what is done inst
   configuration that ``sphinx-thebe`` emits twice (a ``SyntaxError`` in every page), are dropped.
 - the search index and its tools on every page (the theme's search-as-you-type, which is off):
   kept on the search page only.
-- other scripts: deferred (but on the search page), so none blocks the first paint;
+- other scripts: deferred (but on the search page), and not preloaded, so none holds up the
+  first paint;
   sphinx-design's tab script only on pages with tabs.
 - ``Got invalid theme mode``: the theme's ``default_mode`` is set (to ``auto``), and a line in the
   head turns ``auto`` into the reader's light or dark preference before the first paint.
@@ -99,9 +100,12 @@ def _lean_context(app, pagename, templatename, context, doctree) -> None:
 
 
 def _strip_template_scripts(page: Path, outdir: Path) -> None:
-    """Remove the theme's hard-coded FontAwesome script, and the search scripts off the search page."""
+    """Remove the theme's hard-coded FontAwesome script and script preloads, and the search
+    scripts from every page but the search page."""
     text = original = page.read_text(encoding="utf-8")
     text = re.sub(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>', "", text)
+    # the theme preloads its two deferred scripts: that bandwidth belongs to the first paint
+    text = re.sub(r'\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[^"]*" />', "", text)
     if page != outdir / "search.html":
         for name in SEARCH_ONLY:
             text = re.sub(rf'\s*<script src="[^"]*{re.escape(name)}"></script>', "", text)

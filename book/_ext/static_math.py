@@ -4,7 +4,8 @@ MathJax 3 (the files of the pinned ``django-static-mathjax`` wheel) runs inside 
 ``mini-racer``) during the build and turns each formula into SVG, with a visually hidden MathML
 copy that screen readers read. Pages then need one small stylesheet and no fonts. Numbered
 equations and ``{eq}`` references keep Sphinx's own markup (the same as ``sphinx.ext.mathjax``).
-A formula MathJax cannot parse fails the build with a warning naming the page.
+A formula MathJax cannot parse fails the build with a warning naming the page. Each glyph's
+outline is sent once per page (``share_glyphs``), which keeps a derivation page's HTML small.
 
 Reaches into MathJax's internal module tree (``MathJax._``), written for MathJax 3.2.2: checked
 at start-up.
@@ -13,6 +14,7 @@ at start-up.
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,8 +40,8 @@ var tex = new _.input.tex_ts.TeX({
     return p !== 'bussproofs' && p !== 'noundefined'; }),
   formatError: function (jax, error) { throw new Error(error.message); }
 });
-// fontCache 'none': every glyph drawn in place, so no element ids repeat on a page
-var svg = new _.output.svg_ts.SVG({fontCache: 'none', font: new _.output.svg.fonts.tex_ts.TeXFont()});
+// fontCache 'local': each formula defines its glyphs once; share_glyphs() then pools them per page
+var svg = new _.output.svg_ts.SVG({fontCache: 'local', font: new _.output.svg.fonts.tex_ts.TeXFont()});
 var doc = _.mathjax.mathjax.document('', {InputJax: tex, OutputJax: svg});
 function render(source, display) { return adaptor.outerHTML(doc.convert(source, {display: display})); }
 function styles() { return adaptor.textContent(svg.styleSheet(doc)); }
@@ -91,6 +93,36 @@ def render(source: str, display: bool) -> str:
     except JSEvalException as error:
         message = str(error).splitlines()[0] if str(error) else repr(error)
         raise MathError(f"cannot typeset {source!r}: {message}") from None
+
+
+GLYPH_DEFS = re.compile(r'<defs>((?:<path id="MJX-\d+-[^"]+" d="[^"]*"></path>)*)</defs>')
+GLYPH = re.compile(r'<path id="MJX-\d+-([^"]+)" d="([^"]*)"></path>')
+GLYPH_USE = re.compile(r'xlink:href="#MJX-\d+-([^"]+)"')
+
+
+def share_glyphs(html_body: str) -> str:
+    """One copy of every glyph outline on a page: the formulas' own <defs> move into one hidden
+    <svg> at the top, and each formula's <use> points there (ids lose the formula's number)."""
+    glyphs: dict[str, str] = {}
+
+    def pool(match: re.Match) -> str:
+        for name, outline in GLYPH.findall(match.group(1)):
+            if glyphs.setdefault(name, outline) != outline:
+                raise MathError(f"two outlines for the glyph {name}: cannot share them")
+        return ""
+
+    html_body = GLYPH_DEFS.sub(pool, html_body)
+    if not glyphs:
+        return html_body
+    html_body = GLYPH_USE.sub(lambda m: f'xlink:href="#MJX-{m.group(1)}"', html_body)
+    paths = "".join(f'<path id="MJX-{name}" d="{outline}"></path>' for name, outline in glyphs.items())
+    return ('<svg class="mjx-glyphs" aria-hidden="true" focusable="false" width="0" height="0" '
+            f'style="position: absolute"><defs>{paths}</defs></svg>\n' + html_body)
+
+
+def _share_page_glyphs(app, pagename, templatename, context, doctree) -> None:
+    if "body" in context:
+        context["body"] = share_glyphs(context["body"])
 
 
 def stylesheet() -> str:
@@ -153,5 +185,7 @@ def setup(app):
     app.add_html_math_renderer("static_math", (visit_math, None), (visit_displaymath, None))
     app.connect("config-inited", _use_renderer)
     app.connect("builder-inited", _add_stylesheet)
+    app.connect("html-page-context", _share_page_glyphs)
     app.connect("build-finished", _write_stylesheet)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    # V8 does not survive a fork: with -j, pages are written in this one process
+    return {"parallel_read_safe": True, "parallel_write_safe": False}
