@@ -8,7 +8,10 @@ The reference is a copy of the repository with the book's page extensions (``sta
 ``lean_pages``) switched off: MathJax typesets in the browser, served from the site as before,
 and the theme's default assets load. It reuses the execution cache, so nothing re-executes.
 
-    python benchmarks/pagespeed.py [--pages book/softmax.html ...]   (after building the book)
+    python benchmarks/pagespeed.py [--pages book/softmax.html ...] [--runs 3]   (after a build)
+
+Each figure is the median of ``--runs`` Lighthouse runs (scores vary from run to run on a busy
+machine).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -143,6 +147,7 @@ def measure(cli: Path, url: str, preset: str, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", nargs="+", default=PAGES)
+    parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per cell; medians shown")
     args = parser.parse_args()
     book = ROOT / "_build" / "html"
     if not (book / "book" / "index.html").is_file():
@@ -158,8 +163,10 @@ def main() -> None:
     for page in args.pages:
         for preset in ("mobile", "desktop"):
             for name, base in sites.items():
-                out = reports / f"{Path(page).stem}-{preset}-{name.replace(' ', '-')}.json"
-                row = measure(cli, base + page, preset, out)
+                runs = [measure(cli, base + page, preset, reports /
+                                f"{Path(page).stem}-{preset}-{name.replace(' ', '-')}-{run}.json")
+                        for run in range(args.runs)]
+                row = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
                 lcp[page, preset, name] = row["LCP s"]
                 cells = [f"{row[c]:.2f}" if c.endswith(" s") else
                          f"{row[c]:.0f}" for c in columns]
