@@ -3,7 +3,8 @@
 What the theme stack would otherwise send with every page, and what is done instead:
 
 - FontAwesome as a 1.5 MB script: dropped. The icons come from the theme's own FontAwesome
-  webfonts, cut down at the end of the build to the few glyphs the pages and stylesheets use.
+  webfonts, cut down at the end of the build to the few glyphs the pages and stylesheets use,
+  and the theme stylesheet keeps only the icon rules of those (a third of its weight).
 - thebe (live code in the page; this book launches Colab instead): its scripts, including the
   configuration that ``sphinx-thebe`` emits twice (a ``SyntaxError`` in every page), are dropped.
 - the search index and its tools on every page (the theme's search-as-you-type, which is off):
@@ -113,13 +114,46 @@ def _strip_template_scripts(page: Path, outdir: Path) -> None:
         page.write_text(text, encoding="utf-8")
 
 
-def _icon_codepoints(outdir: Path, pages: list[Path]) -> set[int]:
+THEME_CSS = "styles/pydata-sphinx-theme.css"
+ICON_RULE = re.compile(r'((?:\.fa-[\w-]+:+before,?)+)\{content:"[^"]*"\}')
+
+
+def _theme_static() -> Path:
+    import pydata_sphinx_theme
+
+    return Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / "static"
+
+
+def _stylesheets(outdir: Path):
+    """Text of every stylesheet in the output; the theme's own from its package, untrimmed."""
+    for css in (outdir / "_static").rglob("*.css"):
+        source = _theme_static() / THEME_CSS if css == outdir / "_static" / THEME_CSS else css
+        yield source.read_text(encoding="utf-8", errors="ignore")
+
+
+def _used_icons(pages: list[Path]) -> set[str]:
+    used = set(ALWAYS_KEPT_ICONS)
+    for page in pages:
+        used.update(re.findall(r"\bfa-([\w-]+)", page.read_text(encoding="utf-8")))
+    return used
+
+
+def _trim_icon_rules(outdir: Path, used: set[str]) -> None:
+    """The theme stylesheet without the class rules of the ~2000 icons no page uses."""
+    def keep(rule: re.Match) -> str:
+        return rule.group(0) if used & set(re.findall(r"\.fa-([\w-]+):", rule.group(1))) else ""
+
+    source = (_theme_static() / THEME_CSS).read_text(encoding="utf-8")
+    (outdir / "_static" / THEME_CSS).write_text(ICON_RULE.sub(keep, source), encoding="utf-8")
+
+
+def _icon_codepoints(outdir: Path, used: set[str]) -> set[int]:
     """Glyphs the site shows: icon classes used in the pages, and icons the stylesheets name."""
     mapped, named = {}, set()
     rule = re.compile(r"([^{}]+)\{([^{}]*)\}")
     escape = re.compile(r'"\\([0-9a-f]{2,5})"')
-    for css in (outdir / "_static").rglob("*.css"):
-        for selectors, declarations in rule.findall(css.read_text(encoding="utf-8", errors="ignore")):
+    for text in _stylesheets(outdir):
+        for selectors, declarations in rule.findall(text):
             codes = [int(code, 16) for code in escape.findall(declarations)]
             names = re.findall(r"\.fa-([\w-]+):+before", selectors)
             if names and len(names) == selectors.count(",") + 1:  # a class-to-glyph rule: keep if used
@@ -127,19 +161,14 @@ def _icon_codepoints(outdir: Path, pages: list[Path]) -> set[int]:
                     mapped.setdefault(name, set()).update(codes)
             else:
                 named.update(code for code in codes if code >= 0xE000)
-    used = set(ALWAYS_KEPT_ICONS)
-    for page in pages:
-        used.update(re.findall(r"\bfa-([\w-]+)", page.read_text(encoding="utf-8")))
     return named.union(*(mapped.get(name, set()) for name in used))
 
 
 def _subset_webfonts(outdir: Path, codepoints: set[int]) -> None:
     """Replace the theme's webfonts in the output by subsets (always cut from the theme's copy)."""
-    import pydata_sphinx_theme
     from fontTools import subset
 
-    source = (Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / "static"
-              / "vendor" / "fontawesome" / "webfonts")
+    source = _theme_static() / "vendor" / "fontawesome" / "webfonts"
     target = outdir / "_static" / "vendor" / "fontawesome" / "webfonts"
     if not target.is_dir():
         return
@@ -170,7 +199,9 @@ def _finish(app, exception) -> None:
     pages = sorted(outdir.rglob("*.html"))
     for page in pages:
         _strip_template_scripts(page, outdir)
-    _subset_webfonts(outdir, _icon_codepoints(outdir, pages))
+    used = _used_icons(pages)
+    _subset_webfonts(outdir, _icon_codepoints(outdir, used))
+    _trim_icon_rules(outdir, used)
     (outdir / "robots.txt").write_text("User-agent: *\nAllow: /\n", encoding="utf-8")
     _write_favicon_ico(outdir / "favicon.ico")
 
