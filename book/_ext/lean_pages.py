@@ -9,9 +9,8 @@ What the theme stack would otherwise send with every page, and what is done inst
   configuration that ``sphinx-thebe`` emits twice (a ``SyntaxError`` in every page), are dropped.
 - the search index and its tools on every page (the theme's search-as-you-type, which is off):
   kept on the search page only.
-- other scripts: deferred (but on the search page), and not preloaded, so none holds up the
-  first paint;
-  sphinx-design's tab script only on pages with tabs.
+- other scripts: deferred (but on the search page) and not preloaded, so none holds up the
+  first paint; sphinx-design's tab script only on pages with tabs.
 - ``Got invalid theme mode``: the theme's ``default_mode`` is set (to ``auto``), and a line in the
   head turns ``auto`` into the reader's light or dark preference before the first paint.
 - a ``robots.txt`` and a ``<meta name="description">`` (the page's first paragraph) for SEO, and
