@@ -10,8 +10,13 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 
 def _figure(width: float, height: float) -> Figure:
-    """A new figure, closed in pyplot so that only the returned object is displayed."""
+    """A new figure, closed in pyplot so that only the returned object is displayed.
+
+    Its margin is transparent (the plotting areas stay white), so the figure sits on the page's
+    own background in light mode and on the theme's light card in dark mode.
+    """
     fig = plt.figure(figsize=(width, height), layout="constrained", dpi=150)
+    fig.patch.set_alpha(0.0)
     plt.close(fig)
     return fig
 

@@ -1,0 +1,252 @@
+"""The built site in a real browser (Debian's headless chromium through chromedriver).
+
+Runs after the build (README: the test command follows the build command) on ``_build/html``,
+served from 127.0.0.1. Fails at once, naming the cause, when there is no built site or no
+browser. Screenshots of every page (light, dark, 390 px phone) land in ``_build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+DESKTOP, PHONE = (1280, 900), (390, 844)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage"]
+
+
+def _pages() -> list[str]:
+    if not (SITE / "book" / "index.html").is_file():
+        return []
+    return sorted(str(p.relative_to(SITE)) for p in SITE.rglob("*.html")
+                  if not p.relative_to(SITE).parts[0].startswith(("_", ".")))
+
+
+PAGES = _pages()
+CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def site() -> str:
+    """Base URL of _build/html served on 127.0.0.1 (a failure, not a skip, when not built)."""
+    if not PAGES:
+        pytest.fail(f"no built site in {SITE}: run the README's build command first")
+    handler = functools.partial(_QuietHandler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless chromium with console and network logging, in a fresh profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.fail("chromium and chromedriver are needed (bash .ci/browser-deps installs them): "
+                    f"found chromium={chromium}, chromedriver={driver_path}")
+    profile = tempfile.mkdtemp(prefix="book-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}", "--window-size=%d,%d" % DESKTOP]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _load(driver, url: str, mode: str | None = None) -> None:
+    """Open url (with the theme's stored mode set, if given); earlier loads' logs are dropped."""
+    driver.get(url)
+    if mode:
+        driver.execute_script("localStorage.setItem('mode', arguments[0]);"
+                              "localStorage.setItem('theme', arguments[0]);", mode)
+        driver.get_log("browser"), driver.get_log("performance")
+        driver.refresh()
+    driver.execute_script("return document.fonts.ready.then(() => true)")
+
+
+def _problems(driver) -> list[str]:
+    return [f"{entry['level']}: {entry['message']}" for entry in driver.get_log("browser")
+            if entry["level"] in ("SEVERE", "WARNING")]
+
+
+def _requests(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def _shot(driver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def _shot_at(driver, selector: str, name: str) -> None:
+    """A screenshot with the first element matching selector at the top, if the page has one."""
+    if driver.execute_script("const e = document.querySelector(arguments[0]);"
+                             "if (e) e.scrollIntoView(); return !!e;", selector):
+        _shot(driver, name)
+
+
+def _slug(page: str) -> str:
+    return page.removesuffix(".html").replace("/", "-")
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_clean_and_local(site, browser, page, mode):
+    """No console error or warning and no request outside the site, in light and dark mode."""
+    _load(browser, site + page, mode)
+    assert browser.execute_script("return document.documentElement.dataset.theme") == mode
+    problems, outside = _problems(browser), [url for url in _requests(browser)
+                                             if not url.startswith((site, "data:", "about:"))]
+    _shot(browser, f"{_slug(page)}-{mode}")
+    assert not problems, f"{page} ({mode}) logged: {problems}"
+    assert not outside, f"{page} ({mode}) requested outside the site: {outside}"
+
+
+FIND_RAW_TEX = """
+const article = document.querySelector('article.bd-article') || document.body;
+const copy = article.cloneNode(true);
+copy.querySelectorAll('pre, code, .highlight, mjx-container, script, style').forEach(e => e.remove());
+const text = copy.textContent;
+const raw = text.match(/\\\\[a-zA-Z]{2,}|\\$\\$|\\\\[()\\[\\]]/g) || [];
+const math = Array.from(document.querySelectorAll('div.math, span.math'));
+const empty = math.filter(e => !e.querySelector('mjx-container svg')).map(e => e.textContent);
+return {raw: raw, empty: empty, count: math.length};
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_equation_rendered(site, browser, page):
+    """Every math element holds typeset SVG, and no TeX is left in the text."""
+    _load(browser, site + page)
+    found = browser.execute_script(FIND_RAW_TEX)
+    _shot_at(browser, "div.math", f"{_slug(page)}-equation")
+    assert not found["empty"], f"{page}: math not typeset: {found['empty'][:5]}"
+    assert not found["raw"], f"{page}: raw TeX in the text: {found['raw'][:5]}"
+
+
+def test_the_derivations_have_math(site, browser):
+    """A check that can fail: the chapters that derive gradients show many typeset equations."""
+    _load(browser, site + "book/backprop.html")
+    assert browser.execute_script(FIND_RAW_TEX)["count"] > 20
+
+
+FIND_BAD_IMAGES = """
+return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0
+    || !(i.getAttribute('alt') || '').trim()).map(i => i.getAttribute('src'));
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_images_load_and_have_alt_text(site, browser, page):
+    _load(browser, site + page, "dark")
+    _shot_at(browser, "div.cell_output img", f"{_slug(page)}-figure-dark")
+    assert not browser.execute_script(FIND_BAD_IMAGES), f"{page}: image not loaded or without alt"
+
+
+WRAP_COLUMNS = 88  # what the book's code and quoted source are formatted to
+FIND_OVERFLOW = """
+return Array.from(document.querySelectorAll('article pre'))
+  .filter(p => p.scrollWidth > p.clientWidth + 1)
+  .map(p => p.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b));
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_code_fits_the_column_on_a_desktop(site, browser, page):
+    """At the default desktop width a code block or output of <= 88 columns never scrolls."""
+    _load(browser, site + page)
+    wide = [line for line in browser.execute_script(FIND_OVERFLOW) if len(line) <= WRAP_COLUMNS]
+    assert not wide, f"{page}: {WRAP_COLUMNS}-column code wider than the text column: {wide}"
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("page", PAGES)
+def test_phone_layout(site, browser, page, mode):
+    """At 390 px the page itself never scrolls sideways (code and equations scroll inside)."""
+    browser.set_window_size(*PHONE)
+    try:
+        _load(browser, site + page, mode)
+        _shot(browser, f"{_slug(page)}-phone-{mode}")
+        widths = browser.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]")
+    finally:
+        browser.set_window_size(*DESKTOP)
+    assert widths[0] <= widths[1], f"{page}: page {widths[0]} px wide in a {widths[1]} px window"
+
+
+def test_solution_dropdown_opens(site, browser):
+    from selenium.webdriver.common.by import By
+
+    _load(browser, site + "book/softmax.html")
+    solution = browser.find_element(By.CSS_SELECTOR, ".solution.dropdown")
+    body = solution.find_elements(By.CSS_SELECTOR, ".admonition-title ~ *")[0]
+    assert not body.is_displayed()
+    solution.find_element(By.CSS_SELECTOR, "button.toggle-button").click()
+    browser.implicitly_wait(0)
+    assert body.is_displayed()
+
+
+def test_search_finds_jacobian(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _load(browser, site + "search.html?q=Jacobian")
+    WebDriverWait(browser, 30).until(
+        ready.presence_of_element_located((By.CSS_SELECTOR, "#search-results ul.search li")))
+    found = [a.get_attribute("href") for a in
+             browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a")]
+    assert any("book/softmax.html" in href for href in found), found
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_button_opens_the_chapters_twin(site, browser, chapter):
+    from selenium.webdriver.common.by import By
+
+    _load(browser, site + f"book/{chapter}.html")
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")
+             if "colab.research.google.com" in (a.get_attribute("href") or "")]
+    assert links and all(link.endswith(f"/book/{chapter}.ipynb") for link in links), links
+
+
+def test_site_ships_typeset_math_and_no_math_script():
+    """Static check: equations are in the HTML, with their stylesheet; no MathJax or FontAwesome."""
+    if not PAGES:
+        pytest.fail(f"no built site in {SITE}: run the README's build command first")
+    page = (SITE / "book" / "softmax.html").read_text(encoding="utf-8")
+    assert "<mjx-container" in page and "<mjx-assistive-mml" in page
+    assert (SITE / "_static" / "static-math.css").is_file() and "static-math.css" in page
+    for html in map(SITE.joinpath, PAGES):
+        scripts = re.findall(r"<script[^>]*src=\"([^\"]+)\"", html.read_text(encoding="utf-8"))
+        assert not [s for s in scripts if re.search(r"mathjax|fontawesome|thebe", s, re.I)], html
