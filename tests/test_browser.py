@@ -1,8 +1,8 @@
 """The built site in a real browser (Debian's headless chromium through chromedriver).
 
-Runs after the build (README: the test command follows the build command) on ``_build/html``,
-served from 127.0.0.1. Fails at once, naming the cause, when there is no built site or no
-browser. Screenshots of every page (light, dark, 390 px phone) land in ``_build/screenshots/``.
+Runs on what a build left in ``_build/html``, served from 127.0.0.1, so it carries the marker
+``built_book``: ``.ci/run`` runs it after the build, and ``pytest -m built_book`` after a build.
+Fails at once, naming the cause, when there is no built site or no browser. Screenshots of every page (light, dark, 390 px phone) land in ``_build/screenshots/``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def _pages() -> list[str]:
                   if not p.relative_to(SITE).parts[0].startswith(("_", ".")))
 
 
+pytestmark = pytest.mark.built_book
 PAGES = _pages()
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
 
