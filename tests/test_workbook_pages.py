@@ -26,7 +26,8 @@ def test_every_page_is_in_the_table_of_contents():
 
 def test_skeleton_keeps_signatures_and_docstrings_and_drops_the_code():
     linear = pages.skeleton(scratch, "Linear")
-    assert "def backward(self, grad_out: Tensor, input_grad: bool = True)" in linear
+    assert " ".join(linear.split()).count(
+        "def backward( self, grad_out: Tensor, input_grad: bool = True )") == 1
     assert '"""' + scratch.Linear.backward.__doc__.splitlines()[0] in linear
     assert linear.count('raise NotImplementedError("your code here")') == 3
     assert "linear_backward" not in linear and "validate" not in linear
