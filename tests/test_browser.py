@@ -224,13 +224,15 @@ def test_phone_layout(site, browser, page, mode):
 
 def test_solution_dropdown_opens(site, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     _load(browser, site + "book/softmax.html")
     solution = browser.find_element(By.CSS_SELECTOR, ".solution.dropdown")
     body = solution.find_elements(By.CSS_SELECTOR, ".admonition-title ~ *")[0]
     assert not body.is_displayed()
     solution.find_element(By.CSS_SELECTOR, "button.toggle-button").click()
-    browser.implicitly_wait(0)
+    # the toggle opens with a short transition: wait for it rather than race it
+    WebDriverWait(browser, 10).until(lambda _: body.is_displayed())
     assert body.is_displayed()
 
 
