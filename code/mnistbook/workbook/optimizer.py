@@ -8,13 +8,13 @@ from .probe import Failure, call, checker, compare, matches
 
 LR = 0.1
 MISTAKES = {
-    "it moves up the gradient, θ + η b: gradient ascent, as the original notebook's `+=` does. "
-    "Step against it: θ ← θ − η b": (dict(maximize=True), ("bug-ascent", "optimiser")),
-    "momentum is ignored: it is plain SGD, θ ← θ − η g; keep a buffer b ← μ b + g for each parameter":
+    "it moves up the gradient, θ + η v: gradient ascent, as the original notebook's `+=` does. "
+    "Step against it: θ ← θ − η v": (dict(maximize=True), ("bug-ascent", "optimiser")),
+    "momentum is ignored: it is plain SGD, θ ← θ − η g; keep a buffer v ← μ v + g for each parameter":
         (dict(momentum=0.0), ("momentum", "optimiser")),
-    "the momentum is dampened, b ← μ b + (1 − μ) g; torch's rule, and the book's, adds the gradient "
-    "whole: b ← μ b + g": (dict(dampening="momentum"), ("momentum", "optimiser")),
-    "it is Nesterov momentum; the book uses the plain rule b ← μ b + g, θ ← θ − η b":
+    "the momentum is dampened, v ← μ v + (1 − μ) g; torch's rule, and the book's, adds the gradient "
+    "whole: v ← μ v + g": (dict(dampening="momentum"), ("momentum", "optimiser")),
+    "it is Nesterov momentum; the book uses the plain rule v ← μ v + g, θ ← θ − η v":
         (dict(nesterov=True), ("momentum", "optimiser")),
 }
 
@@ -58,8 +58,8 @@ def check_sgd(cls) -> str:
                     moved = parameters.get(k) is not tensors[k] and matches(parameters[k], expected)
                     raise Failure(f"the tensor parameters['{k}'] was not changed in place {on}"
                                   + (" (the dict now holds a new tensor with the right values)" if moved else "")
-                                  + ": a step written θ = θ − η b makes a new tensor, and the network's layers keep "
-                                  "the old one. Change it in place: θ -= η b, or θ.add_(b, alpha=-η)", "optimiser")
+                                  + ": a step written θ = θ − η v makes a new tensor, and the network's layers keep "
+                                  "the old one. Change it in place: θ -= η v, or θ.add_(v, alpha=-η)", "optimiser")
                 compare(tensors[k], expected, f"parameters['{k}']", on=on, mistakes={
                     m: (params[k].detach(), hints) for m, ((params, opt), hints) in shadows.items()
                     if opt is not None and not (momentum == 0 and "momentum" in hints)})
