@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from colab_notebooks import is_notebook  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -37,8 +38,7 @@ def _pages() -> list[str]:
 pytestmark = pytest.mark.built_book
 PAGES = _pages()
 # Every executable chapter gets a Colab twin and a button, when the build knows its repository.
-CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.md")
-                  if "kernelspec:" in p.read_text(encoding="utf-8").split("\n---", 1)[0])
+CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.md") if is_notebook(p))
 
 
 def _repository():
