@@ -1,8 +1,10 @@
 """MNIST loading: shapes and normalisation, and one clear error for every way it can fail."""
 
+import gzip
 import shutil
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,21 +85,40 @@ def test_corrupt_archive_is_named_with_its_checksum(tmp_path, offline):
 def test_no_half_written_files_survive_a_failed_extraction(tmp_path, offline, monkeypatch):
     _stage(tmp_path)
     before = sorted(p.name for p in _raw(tmp_path).iterdir())
-    real_extract = torchvision.datasets.utils.extract_archive
+    real_write = Path.write_bytes
     calls = []
 
-    def extract_then_fail(from_path, to_path=None, remove_finished=False):
-        calls.append(from_path)
-        if len(calls) == 2:  # the second archive: write half of it, then the disk "fills up"
-            target = _raw(tmp_path) / "train-labels-idx1-ubyte"
-            target.write_bytes(b"\0" * 100)
+    def write_then_fail(path, payload):
+        calls.append(path)
+        if len(calls) == 2:  # the second archive: write part of it, then the disk "fills up"
+            real_write(path, payload[:100])
             raise OSError(28, "No space left on device")
-        return real_extract(from_path, to_path, remove_finished)
+        return real_write(path, payload)
 
-    monkeypatch.setattr(torchvision.datasets.utils, "extract_archive", extract_then_fail)
+    monkeypatch.setattr(Path, "write_bytes", write_then_fail)
     with pytest.raises(data.MNISTUnavailableError, match="No space left on device"):
         data.mnist(train=True, root=tmp_path)
     assert sorted(p.name for p in _raw(tmp_path).iterdir()) == before
+
+
+def test_extracted_files_appear_only_whole(tmp_path, monkeypatch):
+    """Chapters executed side by side load MNIST at the same time: each extracted file is
+    written under a temporary name and renamed into place complete."""
+    _stage(tmp_path)
+    renamed = {}
+    real_replace = data.os.replace
+
+    def replace(source, target):
+        assert not Path(target).exists()
+        renamed[Path(target).name] = Path(source).read_bytes()
+        real_replace(source, target)
+
+    monkeypatch.setattr(data.os, "replace", replace)
+    data.mnist(train=False, root=tmp_path)
+    for name in data.ARCHIVES:
+        whole = gzip.decompress((_raw(tmp_path) / name).read_bytes())
+        assert renamed[name.removesuffix(".gz")] == whole
+    assert not list(_raw(tmp_path).glob("*.part"))
 
 
 def test_partial_download_is_removed(tmp_path, monkeypatch):

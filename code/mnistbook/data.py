@@ -8,8 +8,10 @@ failed attempt wrote, so no half-extracted file is mistaken for data on the next
 """
 
 import contextlib
+import gzip
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import torchvision
@@ -47,6 +49,7 @@ def mnist(train: bool = True, transform=SEED_TRANSFORM, root: Path | None = None
     created = [p for p in (root, root / "MNIST", folder) if not p.exists()]
     before = set(folder.iterdir()) if folder.is_dir() else set()
     try:
+        _extract_archives(folder)
         # torchvision reports download progress and retries on stdout/stderr; the error
         # below says it all.
         with (
@@ -61,6 +64,26 @@ def mnist(train: bool = True, transform=SEED_TRANSFORM, root: Path | None = None
     ) as error:  # urllib, gzip, zlib, permission and parsing errors alike
         _remove_new_files(folder, before, created)
         raise MNISTUnavailableError(_explain(root, error)) from None
+
+
+def _extract_archives(folder: Path) -> None:
+    """Extract each intact archive that is present and not yet extracted.
+
+    torchvision extracts in place, so a chapter loading MNIST while another extracts it
+    could read a half-written file; here each file is written under a temporary name and
+    renamed into place in one step. Missing or corrupt archives are left to torchvision,
+    which downloads them."""
+    for name, md5 in ARCHIVES.items():
+        archive, target = folder / name, folder / name.removesuffix(".gz")
+        if target.exists() or not archive.is_file() or _md5(archive) != md5:
+            continue
+        partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+        partial.write_bytes(gzip.decompress(archive.read_bytes()))
+        os.replace(partial, target)
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
 def _remove_new_files(folder: Path, before: set, created: list) -> None:
@@ -82,7 +105,7 @@ def archive_status(folder: Path) -> dict[str, str]:
         if not path.is_file():
             status[name] = "missing"
             continue
-        digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        digest = _md5(path)
         status[name] = (
             "ok"
             if digest == md5
