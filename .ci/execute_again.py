@@ -1,4 +1,4 @@
-"""Execute the chapters a second time, side by side, for the reproducibility test.
+"""Execute every chapter a second time, side by side, for the reproducibility test.
 
 The build executes each chapter once; ``tests/test_chapters.py`` compares the numbers of that
 execution (its execution cache) with those of this one (``_build/second-execution/``).
@@ -25,6 +25,8 @@ import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from parallel_execution import kernel_manager_class  # noqa: E402 - the build's kernels
 OUTPUT = ROOT / "_build" / "second-execution"
 TIMEOUT = 900  # seconds per cell, as _config.yml's execute.timeout
 
@@ -60,13 +62,6 @@ def copy_of_the_book(folder: Path) -> None:
     )
 
 
-def compared(names: list[str]) -> list[str]:
-    """The chapters whose numbers are compared. The workbook's pages run the reader's
-    unfinished functions and print no number (tests/test_chapters.py checks that), so
-    executing them again would compare nothing."""
-    return [name for name in names if not name.startswith("book/workbook-")]
-
-
 def same_priority(client: NotebookClient) -> None:
     """Give the kernel this process's priority. A kernel starts a session of its own,
     and where Linux schedules by session (autogroup), a niced parent's priority would
@@ -86,6 +81,7 @@ def execute(folder: Path, name: str) -> float:
         timeout=TIMEOUT,
         kernel_name="python3",
         resources={"metadata": {"path": str((folder / name).parent)}},
+        kernel_manager_class=kernel_manager_class(),
     )
     client.on_notebook_start = lambda notebook: same_priority(client)
     client.execute()
@@ -104,7 +100,7 @@ def main() -> None:
         paths = [str(folder / "code"), os.environ.get("PYTHONPATH")]
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         os.environ["MNISTBOOK_DATA"] = str(folder / "data")
-        names = compared(chapters(folder))
+        names = chapters(folder)
         # the longest chapters first, as in the build
         config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
         first = config.get("parallel_execution_first", [])

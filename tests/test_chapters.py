@@ -27,22 +27,13 @@ AGAIN = BUILD / "second-execution"  # written by .ci/execute_again.py
 pytestmark = pytest.mark.built_book
 
 
-def _execute_again():
+def chapters() -> list[str]:
+    """The executed chapters, as .ci/execute_again.py lists them: one list for both."""
     spec = importlib.util.spec_from_file_location("execute_again",
                                                   ROOT / ".ci" / "execute_again.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
-
-
-def chapters() -> list[str]:
-    """The executed chapters, as .ci/execute_again.py lists them: one list for both."""
-    return _execute_again().chapters(ROOT)
-
-
-def compared() -> list[str]:
-    """The chapters .ci/execute_again.py executes again."""
-    return _execute_again().compared(chapters())
+    return module.chapters(ROOT)
 
 
 def numbers(notebook) -> list[tuple[int, str, str]]:
@@ -121,20 +112,10 @@ def test_the_build_shows_no_traceback_or_warning(name):
             assert not re.search(r"Traceback|Warning\b|Warning:", text), text
 
 
-@pytest.mark.parametrize("name", compared())
+@pytest.mark.parametrize("name", chapters())
 def test_a_second_execution_prints_the_same_numbers(name):
     first = built(name)
     second = executed_again(name)
     assert numbers(second) == numbers(first), (
         "the numbers differ from the build's execution of the same code"
     )
-
-
-@pytest.mark.parametrize("name", sorted(set(chapters()) - set(compared())))
-def test_a_chapter_not_executed_again_prints_no_number(name):
-    """Such a chapter (a workbook page) must have nothing a second execution could compare."""
-    for index, printed, values in numbers(built(name)):
-        assert not re.search(r"\d", printed + values), (
-            f"code cell {index} prints a number: execute it again "
-            "(.ci/execute_again.py's compared)"
-        )

@@ -10,6 +10,8 @@ and not stored, so myst-nb executes it once more and reports the error as it alw
 """
 
 import os
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,8 @@ from tempfile import TemporaryDirectory
 from _versions import require
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
 
 # jupyter-cache's own executors and myst-nb's cache mode both run a notebook with this function;
 # it is not part of jupyter-cache's documented API.
@@ -28,6 +32,28 @@ from myst_nb.core.read import create_nb_reader
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
+
+
+class SocketFileKernelManager(AsyncKernelManager):
+    """A kernel reached through Unix socket files instead of TCP ports.
+
+    Each kernel's ports are picked free by its manager and bound by the kernel a moment
+    later; kernels started at the same moment by other processes (a second execution, the
+    tests) can pick the same port in between ("Address already in use"). Socket files under
+    a name of their own cannot collide."""
+
+    @default("transport")
+    def _socket_files(self):
+        return "ipc"
+
+    @default("ip")
+    def _unique_prefix(self):  # the socket files are <prefix>-<n>; removed at shutdown
+        return os.path.join(tempfile.gettempdir(), f"kernel-{uuid.uuid4().hex[:12]}")
+
+
+def kernel_manager_class():
+    """Socket files where the platform has them (not on Windows), else TCP."""
+    return AsyncKernelManager if os.name == "nt" else SocketFileKernelManager
 
 
 def _uncached(env, docnames, cache):
@@ -79,6 +105,7 @@ def _execute(path: Path, notebook, nb_config):
                 allow_errors=nb_config.execution_allow_errors,
                 timeout=nb_config.execution_timeout,
                 meta_override=True,
+                kernel_manager_class=kernel_manager_class(),
             )
     except Exception as error:  # noqa: BLE001 - e.g. DeadKernelError, which jupyter-cache lets through
         return None, _cause(error)
