@@ -137,89 +137,100 @@ def _slug(page: str) -> str:
     return page.removesuffix(".html").replace("/", "-")
 
 
-@pytest.mark.parametrize("mode", ["light", "dark"])
-@pytest.mark.parametrize("page", PAGES)
-def test_page_loads_clean_and_local(site, browser, page, mode):
-    """No console error or warning and no request outside the site, in light and dark mode."""
-    _load(browser, site + page, mode)
-    assert browser.execute_script("return document.documentElement.dataset.theme") == mode
-    problems, outside = _problems(browser), [url for url in _requests(browser)
-                                             if not url.startswith((site, "data:", "about:"))]
-    _shot(browser, f"{_slug(page)}-{mode}")
-    assert not problems, f"{page} ({mode}) logged: {problems}"
-    assert not outside, f"{page} ({mode}) requested outside the site: {outside}"
-
-
-FIND_RAW_TEX = """
+WRAP_COLUMNS = 88  # what the book's code and quoted source are formatted to
+MEASURE = """
 const article = document.querySelector('article.bd-article') || document.body;
 const copy = article.cloneNode(true);
 copy.querySelectorAll('pre, code, .highlight, mjx-container, script, style').forEach(e => e.remove());
-const text = copy.textContent;
-const raw = text.match(/\\\\[a-zA-Z]{2,}|\\$\\$|\\\\[()\\[\\]]/g) || [];
 const math = Array.from(document.querySelectorAll('div.math, span.math'));
-const empty = math.filter(e => !e.querySelector('mjx-container svg')).map(e => e.textContent);
-return {raw: raw, empty: empty, count: math.length};
+return {
+  theme: document.documentElement.dataset.theme,
+  rawTex: copy.textContent.match(/\\\\[a-zA-Z]{2,}|\\$\\$|\\\\[()\\[\\]]/g) || [],
+  untypeset: math.filter(e => !e.querySelector('mjx-container svg')).map(e => e.textContent),
+  equations: math.length,
+  badImages: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0
+      || !(i.getAttribute('alt') || '').trim()).map(i => i.getAttribute('src')),
+  overflowing: Array.from(document.querySelectorAll('article pre'))
+      .filter(p => p.scrollWidth > p.clientWidth + 1)
+      .map(p => p.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b)),
+  widths: [document.documentElement.scrollWidth, window.innerWidth],
+  colab: Array.from(document.querySelectorAll('a')).map(a => a.href)
+      .filter(h => h.includes('colab.research.google.com')),
+};
 """
 
 
+@pytest.fixture(scope="module")
+def visit(site, browser):
+    """visit(page, mode, size): the page opened once per mode and window size, measured then
+    (MEASURE, console problems, requests) and screenshotted; every test reads these."""
+    seen = {}
+
+    def open_once(page: str, mode: str, size: tuple[int, int] = DESKTOP) -> dict:
+        if (page, mode, size) not in seen:
+            browser.set_window_size(*size)
+            _load(browser, site + page, mode)
+            found = browser.execute_script(MEASURE)
+            found.update(problems=_problems(browser), requests=_requests(browser))
+            slug = _slug(page)
+            if size == PHONE:
+                _shot(browser, f"{slug}-phone-{mode}")
+                browser.set_window_size(*DESKTOP)
+            else:
+                _shot(browser, f"{slug}-{mode}")
+                if mode == "light":
+                    _shot_at(browser, "div.math", f"{slug}-equation")
+                else:
+                    _shot_at(browser, "div.cell_output img", f"{slug}-figure-dark")
+            seen[page, mode, size] = found
+        return seen[page, mode, size]
+
+    return open_once
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("page", PAGES)
-def test_every_equation_rendered(site, browser, page):
+def test_page_loads_clean_and_local(site, visit, page, mode):
+    """No console error or warning and no request outside the site, in light and dark mode."""
+    found = visit(page, mode)
+    assert found["theme"] == mode
+    outside = [url for url in found["requests"] if not url.startswith((site, "data:", "about:"))]
+    assert not found["problems"], f"{page} ({mode}) logged: {found['problems']}"
+    assert not outside, f"{page} ({mode}) requested outside the site: {outside}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_equation_rendered(visit, page):
     """Every math element holds typeset SVG, and no TeX is left in the text."""
-    _load(browser, site + page)
-    found = browser.execute_script(FIND_RAW_TEX)
-    _shot_at(browser, "div.math", f"{_slug(page)}-equation")
-    assert not found["empty"], f"{page}: math not typeset: {found['empty'][:5]}"
-    assert not found["raw"], f"{page}: raw TeX in the text: {found['raw'][:5]}"
+    found = visit(page, "light")
+    assert not found["untypeset"], f"{page}: math not typeset: {found['untypeset'][:5]}"
+    assert not found["rawTex"], f"{page}: raw TeX in the text: {found['rawTex'][:5]}"
 
 
-def test_the_derivations_have_math(site, browser):
+def test_the_derivations_have_math(visit):
     """A check that can fail: the chapters that derive gradients show many typeset equations."""
-    _load(browser, site + "book/backprop.html")
-    assert browser.execute_script(FIND_RAW_TEX)["count"] > 20
-
-
-FIND_BAD_IMAGES = """
-return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0
-    || !(i.getAttribute('alt') || '').trim()).map(i => i.getAttribute('src'));
-"""
+    assert visit("book/backprop.html", "light")["equations"] > 20
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_images_load_and_have_alt_text(site, browser, page):
-    _load(browser, site + page, "dark")
-    _shot_at(browser, "div.cell_output img", f"{_slug(page)}-figure-dark")
-    assert not browser.execute_script(FIND_BAD_IMAGES), f"{page}: image not loaded or without alt"
-
-
-WRAP_COLUMNS = 88  # what the book's code and quoted source are formatted to
-FIND_OVERFLOW = """
-return Array.from(document.querySelectorAll('article pre'))
-  .filter(p => p.scrollWidth > p.clientWidth + 1)
-  .map(p => p.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b));
-"""
+def test_images_load_and_have_alt_text(visit, page):
+    bad = visit(page, "dark")["badImages"]
+    assert not bad, f"{page}: image not loaded or without alt: {bad}"
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_code_fits_the_column_on_a_desktop(site, browser, page):
+def test_code_fits_the_column_on_a_desktop(visit, page):
     """At the default desktop width a code block or output of <= 88 columns never scrolls."""
-    _load(browser, site + page)
-    wide = [line for line in browser.execute_script(FIND_OVERFLOW) if len(line) <= WRAP_COLUMNS]
+    wide = [line for line in visit(page, "light")["overflowing"] if len(line) <= WRAP_COLUMNS]
     assert not wide, f"{page}: {WRAP_COLUMNS}-column code wider than the text column: {wide}"
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("page", PAGES)
-def test_phone_layout(site, browser, page, mode):
+def test_phone_layout(visit, page, mode):
     """At 390 px the page itself never scrolls sideways (code and equations scroll inside)."""
-    browser.set_window_size(*PHONE)
-    try:
-        _load(browser, site + page, mode)
-        _shot(browser, f"{_slug(page)}-phone-{mode}")
-        widths = browser.execute_script(
-            "return [document.documentElement.scrollWidth, window.innerWidth]")
-    finally:
-        browser.set_window_size(*DESKTOP)
-    assert widths[0] <= widths[1], f"{page}: page {widths[0]} px wide in a {widths[1]} px window"
+    page_width, window = visit(page, mode, PHONE)["widths"]
+    assert page_width <= window, f"{page}: page {page_width} px wide in a {window} px window"
 
 
 def test_solution_dropdown_opens(site, browser):
@@ -250,12 +261,8 @@ def test_search_finds_jacobian(site, browser):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_colab_button_opens_the_chapters_twin(site, browser, chapter):
-    from selenium.webdriver.common.by import By
-
-    _load(browser, site + f"book/{chapter}.html")
-    links = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")
-             if "colab.research.google.com" in (a.get_attribute("href") or "")}
+def test_colab_button_opens_the_chapters_twin(visit, chapter):
+    links = set(visit(f"book/{chapter}.html", "light")["colab"])
     repository = _repository()
     # Built without a repository (a checkout whose origin is not on GitHub, as in CI), the book
     # has no Colab buttons rather than broken ones; tests/test_fork_links.py builds with one.
