@@ -5,7 +5,7 @@ with gzip and measured in the same run, with Lighthouse 12.2.3 (from npm, into a
 newer releases refuse this machine's Node) driving the system chromium, mobile and desktop presets.
 
 The reference is a copy of the repository with the book's page extensions (``static_math``,
-``lean_pages``) switched off: MathJax typesets in the browser, served from the site as before,
+``lean_pages``, ``inline_styles``) switched off: MathJax typesets in the browser, served from the site as before,
 and the theme's default assets load. It reuses the execution cache, so nothing re-executes.
 
     python benchmarks/pagespeed.py [--pages book/softmax.html ...] [--runs 3]   (after a build)
@@ -40,7 +40,7 @@ CHROME_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first
                 "--disable-background-networking --disable-component-update --disable-sync "
                 "--disable-dev-shm-usage")
 COMPRESSED = {".html", ".css", ".js", ".svg", ".json", ".txt", ".ttf", ".map", ".ico"}
-OUR_EXTENSIONS = ("static_math", "lean_pages")
+OUR_EXTENSIONS = ("static_math", "lean_pages", "inline_styles")
 MATHJAX_FILES = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]
 
 

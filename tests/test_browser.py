@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from colab_notebooks import is_notebook  # book/_ext, on sys.path via conftest
+from lean_pages import scripts_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -97,14 +98,30 @@ def browser():
 
 
 def _load(driver, url: str, mode: str | None = None) -> None:
-    """Open url (with the theme's stored mode set, if given); earlier loads' logs are dropped."""
+    """Open url (with the theme's stored mode set, if given) and wait until its fonts, the
+    scripts it adds after loading and its images (lazy ones too) are in; earlier loads' logs
+    are dropped."""
     driver.get(url)
     if mode:
         driver.execute_script("localStorage.setItem('mode', arguments[0]);"
                               "localStorage.setItem('theme', arguments[0]);", mode)
         driver.get_log("browser"), driver.get_log("performance")
         driver.refresh()
-    driver.execute_script("return document.fonts.ready.then(() => true)")
+    driver.execute_script(READY)
+
+
+READY = """
+const html = document.documentElement;
+const late = Array.from(document.scripts).some(s => s.text.includes('scriptsLoaded'));
+const scripts = new Promise(done => {
+  const check = () => (!late || 'scriptsLoaded' in html.dataset) ? done() : setTimeout(check, 20);
+  check();
+});
+document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
+const images = Array.from(document.images).map(i => i.complete ? null
+  : new Promise(done => { i.addEventListener('load', done); i.addEventListener('error', done); }));
+return Promise.all([document.fonts.ready, scripts, ...images]).then(() => true);
+"""
 
 
 def _problems(driver) -> list[str]:
@@ -271,12 +288,14 @@ def test_colab_button_opens_the_chapters_twin(visit, chapter):
 
 
 def test_site_ships_typeset_math_and_no_math_script():
-    """Static check: equations are in the HTML, with their stylesheet; no MathJax or FontAwesome."""
+    """Static check: equations are in the HTML, with their stylesheet; no MathJax or FontAwesome
+    script, loaded at once or after the page."""
     if not PAGES:
         pytest.fail(f"no built site in {SITE}: run the README's build command first")
     page = (SITE / "book" / "softmax.html").read_text(encoding="utf-8")
     assert "<mjx-container" in page and "<mjx-assistive-mml" in page
-    assert (SITE / "_static" / "static-math.css").is_file() and "static-math.css" in page
+    style = "".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
+    assert 'mjx-container[jax="SVG"]' in style, "the equations' stylesheet, in the page"
     for html in map(SITE.joinpath, PAGES):
-        scripts = re.findall(r"<script[^>]*src=\"([^\"]+)\"", html.read_text(encoding="utf-8"))
+        scripts = scripts_of(html.read_text(encoding="utf-8"))
         assert not [s for s in scripts if re.search(r"mathjax|fontawesome|thebe", s, re.I)], html

@@ -11,11 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
+from lean_pages import scripts_of  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
@@ -249,18 +249,6 @@ def test_a_dead_kernel_or_a_timeout_is_reported_as_that_chapters_failure(tmp_pat
     assert "parallel_execution.py" not in output  # no traceback through the extension
 
 
-class _Scripts(HTMLParser):
-    """The ``src`` of every ``<script>`` of a page."""
-
-    def __init__(self):
-        super().__init__()
-        self.sources = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "script" and dict(attrs).get("src"):
-            self.sources.append(dict(attrs)["src"])
-
-
 def test_math_arrives_typeset_and_no_script_is_needed_or_fetched(tmp_path):
     book = make_book(
         tmp_path,
@@ -272,14 +260,14 @@ def test_math_arrives_typeset_and_no_script_is_needed_or_fetched(tmp_path):
     assert page.count("<mjx-container") == 2, "both equations typeset during the build"
     assert "<mjx-assistive-mml" in page, "a MathML copy for screen readers"
     assert "a^2 + b^2" not in page, "raw TeX left for a script to typeset"
-    parser = _Scripts()
-    parser.feed(page)
-    remote = [src for src in parser.sources if re.match(r"(https?:)?//", src)]
+    sources = scripts_of(page)
+    assert any("pydata-sphinx-theme.js" in src for src in sources), sources  # all are found
+    remote = [src for src in sources if re.match(r"(https?:)?//", src)]
     assert not remote, f"the page loads scripts from elsewhere: {remote}"
-    math = [src for src in parser.sources if re.search(r"mathjax|katex", src, re.I)]
+    math = [src for src in sources if re.search(r"mathjax|katex", src, re.I)]
     assert not math, f"a math script is still loaded: {math}"
-    site = book / "_build" / "html"
-    assert (site / "_static" / "static-math.css").is_file() and "static-math.css" in page
+    style = "".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
+    assert 'mjx-container[jax="SVG"]' in style, "the equations' stylesheet, in the page"
 
 
 def test_an_extension_refuses_a_library_release_it_was_not_written_for():

@@ -9,8 +9,13 @@ What the theme stack would otherwise send with every page, and what is done inst
   configuration that ``sphinx-thebe`` emits twice (a ``SyntaxError`` in every page), are dropped.
 - the search index and its tools on every page (the theme's search-as-you-type, which is off):
   kept on the search page only.
-- other scripts: deferred (but on the search page) and not preloaded, so none holds up the
-  first paint; sphinx-design's tab script only on pages with tabs.
+- other scripts: fetched only once the page has loaded, in their order, so that nothing but
+  the HTML stands between a reader and the first paint (but on the search page, whose
+  results are the scripts' work). Until togglebutton.js has given a solution its button,
+  ``book.css`` keeps the solution folded. The small ``documentation_options.js`` that
+  inline scripts read is inlined, and sphinx-design's tab script is dropped from pages
+  without tabs.
+- images: loaded lazily, as the reader scrolls to them.
 - ``Got invalid theme mode``: the theme's ``default_mode`` is set (to ``auto``), and a line in the
   head turns ``auto`` into the reader's light or dark preference before the first paint.
 - a ``robots.txt`` and a ``<meta name="description">`` (the page's first paragraph) for SEO, and
@@ -23,6 +28,7 @@ versions in ``WRITTEN_FOR``; ``setup`` refuses others, so an upgrade is looked a
 from __future__ import annotations
 
 import html
+import json
 import re
 from importlib.metadata import version
 from pathlib import Path
@@ -34,7 +40,7 @@ WRITTEN_FOR = {"pydata-sphinx-theme": "0.17.", "sphinx-book-theme": "1.3.", "sph
 DESCRIPTION_CHARS = 155
 ALWAYS_KEPT_ICONS = {"xmark"}  # created by the theme's script for its banners
 SEARCH_ONLY = ("_static/searchtools.js", "_static/language_data.js", "searchindex.js")
-NOT_DEFERRED = {"_static/documentation_options.js"}  # inline scripts read what it defines
+OPTIONS = "_static/documentation_options.js"  # inline scripts read what it defines
 
 
 def _check_versions() -> None:
@@ -83,7 +89,7 @@ def _lean_context(app, pagename, templatename, context, doctree) -> None:
             continue
         if inline:
             seen_bodies.add(inline)
-        elif script.filename and script.filename not in NOT_DEFERRED and pagename != "search":
+        elif script.filename and script.filename != OPTIONS and pagename != "search":
             # (the search page's own searchtools.js runs at once and needs doctools.js)
             attributes = {k: v for k, v in script.attributes.items() if k != "async"}
             script = _JavaScript(script.filename, priority=script.priority, **attributes, defer="defer")
@@ -99,16 +105,48 @@ def _lean_context(app, pagename, templatename, context, doctree) -> None:
                            + f'\n<meta name="description" content="{html.escape(text)}" />')
 
 
-def _strip_template_scripts(page: Path, outdir: Path) -> None:
+DEFERRED = re.compile(r'\s*<script defer(?:="defer")? src="([^"]+)"></script>')
+
+
+def _after_load(sources: list[str]) -> str:
+    """A script that, once the page has loaded, adds the scripts in order (``async = false``
+    keeps it) and marks ``<html data-scripts-loaded>`` when the last has run."""
+    return ('<script>addEventListener("load", () => { let script; '
+            f'for (const src of {json.dumps(sources)}) {{ '
+            'script = Object.assign(document.createElement("script"), {src, async: false}); '
+            'document.head.append(script); } '
+            'script.addEventListener("load", () => '
+            'document.documentElement.dataset.scriptsLoaded = ""); });</script>')
+
+
+def scripts_of(page: str) -> list[str]:
+    """Every script a page's HTML loads: ``src`` attributes and the scripts added after load."""
+    sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', page)
+    for listed in re.findall(r"for \(const src of (\[[^\]]*\])\)", page):
+        sources += json.loads(listed)
+    return sources
+
+
+def _rewrite_page(page: Path, outdir: Path) -> None:
     """Remove the theme's hard-coded FontAwesome script and script preloads, and the search
-    scripts from every page but the search page."""
+    scripts from every page but the search page; inline documentation_options.js; on every
+    page but the search page, fetch the deferred scripts once the page has loaded; load images
+    lazily."""
     text = original = page.read_text(encoding="utf-8")
     text = re.sub(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>', "", text)
     # the theme preloads its two deferred scripts: that bandwidth belongs to the first paint
     text = re.sub(r'\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[^"]*" />', "", text)
+    options = (outdir / OPTIONS).read_text(encoding="utf-8").strip()
+    text = re.sub(rf'<script src="[^"]*{re.escape(OPTIONS)}[^"]*"></script>',
+                  lambda _: f"<script>{options}</script>", text)
     if page != outdir / "search.html":
         for name in SEARCH_ONLY:
             text = re.sub(rf'\s*<script src="[^"]*{re.escape(name)}"></script>', "", text)
+        late = [m.group(1) for m in DEFERRED.finditer(text)]
+        if late:
+            text = DEFERRED.sub("", text)
+            text = text.replace("</head>", _after_load(late) + "\n</head>", 1)
+    text = re.sub(r"<img (?![^>]*\bloading=)", '<img loading="lazy" ', text)
     if text != original:
         page.write_text(text, encoding="utf-8")
 
@@ -197,7 +235,7 @@ def _finish(app, exception) -> None:
     outdir = Path(app.outdir)
     pages = sorted(outdir.rglob("*.html"))
     for page in pages:
-        _strip_template_scripts(page, outdir)
+        _rewrite_page(page, outdir)
     used = _used_icons(pages)
     _subset_webfonts(outdir, _icon_codepoints(outdir, used))
     _trim_icon_rules(outdir, used)
