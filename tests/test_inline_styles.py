@@ -1,5 +1,6 @@
 """book/_ext/inline_styles.py on a small site: a page gets its stylesheets inline, in order,
-``@import`` resolved, ``url()`` relative to the page, and only rules the site can use."""
+``@import`` resolved, ``url()`` relative to the page (small fonts inline), and only rules the
+site can use."""
 
 import re
 from pathlib import Path
@@ -12,11 +13,13 @@ def site(root: Path) -> Path:
     static = root / "_static"
     (static / "styles").mkdir(parents=True)
     (static / "fonts").mkdir()
-    (static / "fonts" / "icons.woff2").write_bytes(b"font")
+    (static / "fonts" / "icons.woff2").write_bytes(b"font")  # small: inlined
+    (static / "fonts" / "text.woff2").write_bytes(bytes(inline_styles.INLINE_FONT_BYTES + 1))
     (static / "base.css").write_text(".used-in-page { margin: 0 }\n")
     (static / "styles" / "theme.css").write_text(
         '@import "../base.css";\n'
         '@font-face { font-family: icons; src: url("../fonts/icons.woff2") }\n'
+        "@font-face { font-family: text; src: url(../fonts/text.woff2) }\n"
         ".used-in-page > .never-anywhere, .used-in-page:hover { color: red }\n"
         ".never-anywhere { color: blue }\n"
         "@media (min-width: 60em) { .added-by-script { display: none } .gone { top: 0 } }\n"
@@ -38,10 +41,11 @@ def test_a_page_carries_its_stylesheets_cut_to_what_the_site_uses(tmp_path):
     page = (root / "book" / "page.html").read_text()
     assert "<link" not in page
     [style] = re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL)
-    kept = [".used-in-page{", "icons.woff2", ".used-in-page:hover{", ".added-by-script{",
+    kept = [".used-in-page{", "icons", "text.woff2", ".used-in-page:hover{", ".added-by-script{",
             "html[data-theme=dark] .used-in-page::before{", "p{"]
     positions = [style.index(rule) for rule in kept]
     assert positions == sorted(positions), "the rules keep their order, @import first"
-    assert 'url("../_static/fonts/icons.woff2")' in style, "url() relative to the page"
+    assert 'url("../_static/fonts/text.woff2")' in style, "url() relative to the page"
+    assert 'url("data:font/woff2;base64,Zm9udA==")' in style, "a small font inline"
     assert "never-anywhere" not in style and ".gone" not in style
     assert (root / "_static" / "late.css").is_file(), "the stylesheet files stay"

@@ -6,12 +6,14 @@ mostly does not use. At the end of an HTML build, the stylesheets a page links (
 ``@import`` resolved) are parsed with tinycss2 and a rule is kept when some selector of it can
 match: every class and id it names occurs in the site's pages or in a string of its scripts,
 which create elements (tooltips, dialogs) and toggle state classes. ``url()`` references are
-rewritten relative to the page, and the page gets one ``<style>`` in place of its links. The
-stylesheet files stay in ``_static`` for anything else that reads them.
+rewritten relative to the page, but small web fonts (the theme's icons, cut down to the few the
+book shows) come inline as ``data:`` URLs, a request saved; the page gets one ``<style>`` in
+place of its links. The stylesheet files stay in ``_static`` for anything else that reads them.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from pathlib import Path
@@ -24,6 +26,7 @@ NOT_NAMES = re.compile(r"::?[\w-]+(\([^)]*\))?|\[[^\]]*\]")  # pseudo-classes, a
 WORD = re.compile(r"-?[_a-zA-Z][\w-]*")
 STRING = re.compile(r"""(["'`])((?:(?!\1)[^\n\\]|\\.){1,300})\1""")
 GROUPS = {"media", "supports", "layer", "container"}
+INLINE_FONT_BYTES = 4096  # .woff2 files this small travel inside the page
 
 
 def _site_names(outdir: Path, pages: list[Path]) -> set[str]:
@@ -84,6 +87,11 @@ class _Styles:
             target = match.group(2)
             if target.startswith(("data:", "http:", "https:", "#", "/")):
                 return match.group(0)
+            path = (base / target.split("?")[0].split("#")[0]).resolve()
+            if path.suffix == ".woff2" and path.is_file() \
+                    and path.stat().st_size <= INLINE_FONT_BYTES:
+                data = base64.b64encode(path.read_bytes()).decode()
+                return f'url("data:font/woff2;base64,{data}")'
             return f'url("{(base / target).resolve()}")'
 
         def resolved(sheet: Path) -> str:
