@@ -99,8 +99,8 @@ def browser():
 
 def _load(driver, url: str, mode: str | None = None) -> None:
     """Open url (with the theme's stored mode set, if given) and wait until its fonts, the
-    scripts it adds after loading and its images (lazy ones too) are in; earlier loads' logs
-    are dropped."""
+    scripts and stylesheets it adds after loading and its images (lazy ones too) are in;
+    earlier loads' logs are dropped."""
     driver.get(url)
     if mode:
         driver.execute_script("localStorage.setItem('mode', arguments[0]);"
@@ -120,7 +120,9 @@ const scripts = new Promise(done => {
 document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
 const images = Array.from(document.images).map(i => i.complete ? null
   : new Promise(done => { i.addEventListener('load', done); i.addEventListener('error', done); }));
-return Promise.all([document.fonts.ready, scripts, ...images]).then(() => true);
+const sheets = Array.from(document.querySelectorAll('link[rel="stylesheet"]')).map(l => l.sheet
+  ? null : new Promise(done => { l.addEventListener('load', done); l.addEventListener('error', done); }));
+return Promise.all([document.fonts.ready, scripts, ...images, ...sheets]).then(() => true);
 """
 
 
