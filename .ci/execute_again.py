@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from parallel_execution import kernel_manager_class  # noqa: E402 - the build's kernels
+from parallel_execution import KERNEL_MANAGER  # noqa: E402 - the build's kernels
 OUTPUT = ROOT / "_build" / "second-execution"
 TIMEOUT = 900  # seconds per cell, as _config.yml's execute.timeout
 
@@ -81,7 +81,7 @@ def execute(folder: Path, name: str) -> float:
         timeout=TIMEOUT,
         kernel_name="python3",
         resources={"metadata": {"path": str((folder / name).parent)}},
-        kernel_manager_class=kernel_manager_class(),
+        kernel_manager_class=KERNEL_MANAGER,
     )
     client.on_notebook_start = lambda notebook: same_priority(client)
     client.execute()

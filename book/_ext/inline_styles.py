@@ -87,12 +87,13 @@ class _Styles:
             target = match.group(2)
             if target.startswith(("data:", "http:", "https:", "#", "/")):
                 return match.group(0)
-            path = (base / target.split("?")[0].split("#")[0]).resolve()
-            if path.suffix == ".woff2" and path.is_file() \
-                    and path.stat().st_size <= INLINE_FONT_BYTES:
-                data = base64.b64encode(path.read_bytes()).decode()
+            name, suffix = re.match(r"([^?#]*)(.*)", target).groups()  # suffix: ?query#hash
+            file = (base / name).resolve()
+            if file.suffix == ".woff2" and file.is_file() \
+                    and file.stat().st_size <= INLINE_FONT_BYTES:
+                data = base64.b64encode(file.read_bytes()).decode()
                 return f'url("data:font/woff2;base64,{data}")'
-            return f'url("{(base / target).resolve()}")'
+            return f'url("{file}{suffix}")'
 
         def resolved(sheet: Path) -> str:
             text = sheet.read_text(encoding="utf-8")

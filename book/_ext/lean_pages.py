@@ -127,16 +127,16 @@ def scripts_of(page: str) -> list[str]:
     return sources
 
 
-def _rewrite_page(page: Path, outdir: Path) -> None:
+def _rewrite_page(page: Path, outdir: Path, options: str) -> None:
     """Remove the theme's hard-coded FontAwesome script and script preloads, and the search
-    scripts from every page but the search page; inline documentation_options.js; on every
+    scripts from every page but the search page; inline documentation_options.js (its
+    ``options``); on every
     page but the search page, fetch the deferred scripts once the page has loaded; load images
     lazily."""
     text = original = page.read_text(encoding="utf-8")
     text = re.sub(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>', "", text)
     # the theme preloads its two deferred scripts: that bandwidth belongs to the first paint
     text = re.sub(r'\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[^"]*" />', "", text)
-    options = (outdir / OPTIONS).read_text(encoding="utf-8").strip()
     text = re.sub(rf'<script src="[^"]*{re.escape(OPTIONS)}[^"]*"></script>',
                   lambda _: f"<script>{options}</script>", text)
     if page != outdir / "search.html":
@@ -234,8 +234,9 @@ def _finish(app, exception) -> None:
         return
     outdir = Path(app.outdir)
     pages = sorted(outdir.rglob("*.html"))
+    options = (outdir / OPTIONS).read_text(encoding="utf-8").strip()
     for page in pages:
-        _rewrite_page(page, outdir)
+        _rewrite_page(page, outdir, options)
     used = _used_icons(pages)
     _subset_webfonts(outdir, _icon_codepoints(outdir, used))
     _trim_icon_rules(outdir, used)

@@ -51,9 +51,8 @@ class SocketFileKernelManager(AsyncKernelManager):
         return os.path.join(tempfile.gettempdir(), f"kernel-{uuid.uuid4().hex[:12]}")
 
 
-def kernel_manager_class():
-    """Socket files where the platform has them (not on Windows), else TCP."""
-    return AsyncKernelManager if os.name == "nt" else SocketFileKernelManager
+# socket files where the platform has them (not on Windows), else TCP
+KERNEL_MANAGER = AsyncKernelManager if os.name == "nt" else SocketFileKernelManager
 
 
 def _uncached(env, docnames, cache):
@@ -105,7 +104,7 @@ def _execute(path: Path, notebook, nb_config):
                 allow_errors=nb_config.execution_allow_errors,
                 timeout=nb_config.execution_timeout,
                 meta_override=True,
-                kernel_manager_class=kernel_manager_class(),
+                kernel_manager_class=KERNEL_MANAGER,
             )
     except Exception as error:  # noqa: BLE001 - e.g. DeadKernelError, which jupyter-cache lets through
         return None, _cause(error)
