@@ -103,6 +103,9 @@ def _load(driver, url: str, mode: str | None = None) -> None:
     earlier loads' logs are dropped."""
     driver.get(url)
     if mode:
+        # the theme's script, which the page loads after its load event, stores the mode it
+        # found: let it finish before storing ours, or it may overwrite ours
+        driver.execute_script(READY)
         driver.execute_script("localStorage.setItem('mode', arguments[0]);"
                               "localStorage.setItem('theme', arguments[0]);", mode)
         driver.get_log("browser"), driver.get_log("performance")

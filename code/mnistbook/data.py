@@ -24,7 +24,7 @@ ARCHIVES = dict(torchvision.datasets.MNIST.resources)
 
 #: The original notebook's transform: PIL image (uint8, 0–255) → float tensor in [0, 1]
 #: → [-1, 1].
-SEED_TRANSFORM = transforms.Compose(
+NOTEBOOK_TRANSFORM = transforms.Compose(
     [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]
 )
 
@@ -38,7 +38,7 @@ def raw_folder(root: Path | None = None) -> Path:
     return Path(root or data_root()) / "MNIST" / "raw"
 
 
-def mnist(train: bool = True, transform=SEED_TRANSFORM, root: Path | None = None):
+def mnist(train: bool = True, transform=NOTEBOOK_TRANSFORM, root: Path | None = None):
     """The training (60 000) or test (10 000) split as a torchvision dataset.
 
     Downloads the archives on first use; raises :class:`MNISTUnavailableError` when that
