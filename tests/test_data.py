@@ -23,7 +23,7 @@ def test_splits_have_the_documented_shapes_and_range(train_tensors, test_tensors
 
 def test_in_memory_tensors_equal_the_seed_transform_bit_for_bit(test_tensors):
     images, labels = test_tensors
-    dataset = data.mnist(train=False)  # with the seed's ToTensor + Normalize transform
+    dataset = data.mnist(train=False)  # the original notebook's ToTensor + Normalize
     for i in (0, 1, 4321, 9999):
         image, label = dataset[i]
         assert torch.equal(image, images[i]) and label == labels[i]

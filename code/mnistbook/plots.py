@@ -35,7 +35,8 @@ def image_grid(images: torch.Tensor, titles: list[str], columns: int = 8) -> Fig
 
 
 def running_mean(values, window: int) -> np.ndarray:
-    """Mean of each consecutive block of ``window`` values (the seed's printed running loss)."""
+    """Mean of each consecutive block of ``window`` values (the running loss the original
+    notebook prints)."""
     values = np.asarray(values, dtype=float)
     blocks = len(values) // window
     return values[: blocks * window].reshape(blocks, window).mean(axis=1)
