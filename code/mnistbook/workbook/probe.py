@@ -81,7 +81,7 @@ def call(what: str, function, *args):
     before = snapshot(args)
     try:
         value = function(*args)
-    except NotImplementedError as error:
+    except NotImplementedError:
         raise NotImplementedYet(f"{what} raises NotImplementedError — replace its body with your code") from None
     except Exception as error:  # anything the learner's code raises is reported, never re-raised
         explanation, hints = known_error(error)
