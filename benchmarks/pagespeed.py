@@ -5,8 +5,9 @@ with gzip and measured in the same run, with Lighthouse 12.2.3 (from npm, into a
 newer releases refuse this machine's Node) driving the system chromium, mobile and desktop presets.
 
 The reference is a copy of the repository with the book's page extensions (``static_math``,
-``lean_pages``, ``inline_styles``) switched off: MathJax typesets in the browser, served from the site as before,
-and the theme's default assets load. It reuses the execution cache, so nothing re-executes.
+``lean_pages``, ``inline_styles``) switched off: MathJax typesets in the browser, served from the
+site as before, and the theme's default assets load. It reuses the execution cache, so nothing
+re-executes.
 
     python benchmarks/pagespeed.py [--pages book/softmax.html ...] [--runs 3]   (after a build)
 

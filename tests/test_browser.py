@@ -2,7 +2,8 @@
 
 Runs on what a build left in ``_build/html``, served from 127.0.0.1, so it carries the marker
 ``built_book``: ``.ci/run`` runs it after the build, and ``pytest -m built_book`` after a build.
-Fails at once, naming the cause, when there is no built site or no browser. Screenshots of every page (light, dark, 390 px phone) land in ``_build/screenshots/``.
+Fails at once, naming the cause, when there is no built site or no browser. Screenshots of every
+page (light, dark, 390 px phone) land in ``_build/screenshots/``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -17,8 +19,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 from colab_notebooks import is_notebook  # book/_ext, on sys.path via conftest
+from inline_styles import styles_of
 from lean_pages import scripts_of
+from repository import derive
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -44,14 +49,6 @@ CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.md") if is_notebook(p)
 
 def _repository():
     """The repository the build derived (book/_ext/repository.py), or None."""
-    import os
-    import sys
-
-    import yaml
-
-    sys.path.insert(0, str(ROOT / "book" / "_ext"))
-    from repository import derive
-
     configured = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     return derive(configured or "", dict(os.environ), ROOT)
 
@@ -299,8 +296,7 @@ def test_site_ships_typeset_math_and_no_math_script():
         pytest.fail(f"no built site in {SITE}: run the README's build command first")
     page = (SITE / "book" / "softmax.html").read_text(encoding="utf-8")
     assert "<mjx-container" in page and "<mjx-assistive-mml" in page
-    style = "".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
-    assert 'mjx-container[jax="SVG"]' in style, "the equations' stylesheet, in the page"
+    assert 'mjx-container[jax="SVG"]' in styles_of(page), "the equations' stylesheet, in the page"
     for html in map(SITE.joinpath, PAGES):
         scripts = scripts_of(html.read_text(encoding="utf-8"))
         assert not [s for s in scripts if re.search(r"mathjax|fontawesome|thebe", s, re.I)], html

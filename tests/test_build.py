@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lean_pages import scripts_of  # book/_ext, on sys.path via conftest
+from inline_styles import styles_of  # book/_ext, on sys.path via conftest
+from lean_pages import scripts_of
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
@@ -266,8 +267,7 @@ def test_math_arrives_typeset_and_no_script_is_needed_or_fetched(tmp_path):
     assert not remote, f"the page loads scripts from elsewhere: {remote}"
     math = [src for src in sources if re.search(r"mathjax|katex", src, re.I)]
     assert not math, f"a math script is still loaded: {math}"
-    style = "".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
-    assert 'mjx-container[jax="SVG"]' in style, "the equations' stylesheet, in the page"
+    assert 'mjx-container[jax="SVG"]' in styles_of(page), "the equations' stylesheet, in the page"
 
 
 def test_an_extension_refuses_a_library_release_it_was_not_written_for():

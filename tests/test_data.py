@@ -21,7 +21,7 @@ def test_splits_have_the_documented_shapes_and_range(train_tensors, test_tensors
         assert set(labels.unique().tolist()) == set(range(10))
 
 
-def test_in_memory_tensors_equal_the_seed_transform_bit_for_bit(test_tensors):
+def test_in_memory_tensors_equal_the_notebook_transform_bit_for_bit(test_tensors):
     images, labels = test_tensors
     dataset = data.mnist(train=False)  # the original notebook's ToTensor + Normalize
     for i in (0, 1, 4321, 9999):

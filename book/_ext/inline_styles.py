@@ -18,6 +18,8 @@ import os
 import re
 from pathlib import Path
 
+import tinycss2
+
 LINK = re.compile(r'[ \t]*<link (?=[^>]*rel="stylesheet")[^>]*href="([^"]+)"[^>]*/?>\n?')
 IMPORT = re.compile(r'@import\s+(?:url\()?["\']?([^"\')]+)["\']?\)?\s*;')
 URL = re.compile(r'url\((["\']?)([^"\')]+)\1\)')
@@ -50,8 +52,6 @@ def _can_match(selector: str, names: set[str]) -> bool:
 
 
 def _kept(rules, names: set[str]) -> str:
-    import tinycss2
-
     out = []
     for rule in rules:
         if rule.type == "qualified-rule":
@@ -78,8 +78,6 @@ class _Styles:
 
     def _sheet(self, path: Path) -> str:
         """One stylesheet, cut, with url()s as absolute file paths (made relative later)."""
-        import tinycss2
-
         if path in self.cut:
             return self.cut[path]
 
@@ -110,6 +108,11 @@ class _Styles:
         folder = page.parent
         return re.sub(r'url\("(/[^"]+)"\)',
                       lambda m: f'url("{os.path.relpath(m.group(1), folder)}")', css)
+
+
+def styles_of(page: str) -> str:
+    """The CSS a page's HTML carries in its ``<style>`` elements."""
+    return "".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
 
 
 def _inline(page: Path, styles: _Styles) -> None:

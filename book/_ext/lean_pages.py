@@ -128,10 +128,9 @@ def scripts_of(page: str) -> list[str]:
 
 
 def _rewrite_page(page: Path, outdir: Path, options: str) -> None:
-    """Remove the theme's hard-coded FontAwesome script and script preloads, and the search
-    scripts from every page but the search page; inline documentation_options.js (its
-    ``options``); on every
-    page but the search page, fetch the deferred scripts once the page has loaded; load images
+    """Remove the theme's hard-coded FontAwesome script and script preloads; inline
+    documentation_options.js (its ``options``); on every page but the search page, drop the
+    search scripts and fetch the deferred scripts once the page has loaded; load images
     lazily."""
     text = original = page.read_text(encoding="utf-8")
     text = re.sub(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>', "", text)
