@@ -1,20 +1,24 @@
-"""Time every workbook check on one CPU core, on the book's own implementation (which passes).
+"""Time every workbook check on one CPU core, on the book's own answer (which passes).
 
 Prints each check's first call (which pays torch's one-time warm-up, as a learner's first run
-does) and the best of three later calls, beside a reference measured in the same run: the book's gradient check of the whole network on 32 images (``gradcheck.check_net``), as
-the chapter "Implementing the network from scratch" runs it. The training check is timed once.
-Run: ``python benchmarks/workbook_checks.py`` (add ``--no-training`` to skip the training check).
+does) and the best of three later calls, beside a reference measured in the same run: the book's
+gradient check of the whole network on 32 images (``gradcheck.check_net``), as the chapter
+"Implementing the network from scratch" runs it. The checks come from the registry,
+``mnistbook.workbook.EXERCISES``; the training check is timed once.
+
+Run: ``python benchmarks/workbook_checks.py`` (``--no-training`` skips the training check;
+``--smoke`` times each quick check once, as the tests do to keep this script working).
 """
 
-import sys
+import argparse
+import importlib
 import time
 
 import torch
 
-from mnistbook import functional as F, gradcheck, scratch
+from mnistbook import gradcheck, scratch
 from mnistbook.batches import mnist_tensors
-from mnistbook.workbook import (check_cross_entropy, check_cross_entropy_grad, check_linear, check_net,
-                                check_relu, check_sgd, check_softmax_jacobian, check_training)
+from mnistbook.workbook import EXERCISES
 
 
 def seconds(function) -> float:
@@ -23,39 +27,44 @@ def seconds(function) -> float:
     return time.perf_counter() - start
 
 
-def best_of(function, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best_of(function, repeats: int) -> float:
+    return min(seconds(function) for _ in range(repeats))
 
 
-def main() -> None:
+def answer(exercise):
+    module, name = exercise.solution.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-training", action="store_true", help="skip the training check")
+    parser.add_argument("--smoke", action="store_true", help="each quick check once, no training")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.smoke else 3
     torch.set_num_threads(1)
     images, labels = mnist_tensors(train=False)
     X, y = images[:32].double().reshape(32, 784), labels[:32]
-    print(f"{'':45s} {'first call':>10s} {'best of 3':>10s}")
-    reference = best_of(lambda: gradcheck.check_net(scratch.Net(dtype=torch.float64), scratch.CrossEntropyLoss(), X, y))
+    reference = best_of(lambda: gradcheck.check_net(scratch.Net(dtype=torch.float64),
+                                                    scratch.CrossEntropyLoss(), X, y), repeats)
+    print(f"{'':45s} {'first call':>10s} {'best of ' + str(repeats):>10s}")
     print(f"{'reference: gradcheck.check_net, 32 images':45s} {'':10s} {1000 * reference:7.1f} ms")
-    checks = {
-        "check_cross_entropy": lambda: check_cross_entropy(F.cross_entropy),
-        "check_cross_entropy_grad": lambda: check_cross_entropy_grad(F.cross_entropy_grad),
-        "check_softmax_jacobian": lambda: check_softmax_jacobian(F.softmax_jacobian),
-        "check_linear": lambda: check_linear(scratch.Linear),
-        "check_relu": lambda: check_relu(scratch.ReLU),
-        "check_net": lambda: check_net(scratch.Net),
-        "check_sgd": lambda: check_sgd(scratch.SGD),
-    }
-    for name, check in checks.items():
-        first = seconds(check)
-        assert check().passed, name
-        print(f"{name:45s} {1000 * first:7.1f} ms {1000 * best_of(check):7.1f} ms")
-    if "--no-training" not in sys.argv:
-        start = time.perf_counter()
-        result = check_training(scratch.train_step)
-        print(f"{'check_training (once)':45s} {time.perf_counter() - start:7.1f} s   {result.message}")
+    slow = [e for e in EXERCISES.values() if e.time_limit > 60]
+    for exercise in EXERCISES.values():
+        if exercise in slow or not exercise.solution:
+            continue
+        check = exercise.check
+        book = answer(exercise)
+        first = seconds(lambda: check(book))
+        result = check(book)
+        assert result.passed, result
+        print(f"{exercise.name:45s} {1000 * first:7.1f} ms "
+              f"{1000 * best_of(lambda: check(book), repeats):7.1f} ms")
+    if not (args.no_training or args.smoke):
+        for exercise in slow:
+            start = time.perf_counter()
+            result = exercise.check(answer(exercise))
+            print(f"{exercise.name + ' (once)':45s} {time.perf_counter() - start:7.1f} s   {result.message}")
 
 
 if __name__ == "__main__":

@@ -42,3 +42,24 @@ def test_the_norm_wise_error_is_bounded_by_the_largest_entry_wise_one():
         assert r >= 1 or error <= r / (1 - r)
     assert gradcheck.largest_entry_error(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 1.0])) == 0.5
     assert gradcheck.largest_entry_error(torch.zeros(3), torch.zeros(3)) == 0.0
+
+
+def test_a_single_wrong_entry_of_ordinary_size_is_wrong_though_the_norm_hides_it():
+    generator = torch.Generator().manual_seed(1)
+    grad = torch.randn(120, 784, generator=generator, dtype=torch.float64)
+    flipped = grad.clone()
+    flipped[3, 5] = -flipped[3, 5]  # one entry of ordinary size, its sign flipped
+    assert abs(grad[3, 5]) > grad.abs().median()
+    assert gradcheck.relative_error(flipped, grad) < gradcheck.WRONG  # diluted by 94,080 entries
+    assert gradcheck.largest_entry_error(flipped, grad) == 2.0
+    x = torch.randn(120, 784, generator=generator, dtype=torch.float64)
+    [check] = gradcheck.check_gradients({"W": flipped + x}, lambda W: (grad * W + 0.5 * W**2).sum(),
+                                        lambda: (grad * x + 0.5 * x**2).sum(), {"W": x}, samples=50)
+    assert check.vs_autograd < gradcheck.WRONG and gradcheck.verdict(check.worst) == "WRONG"
+
+
+def test_tiny_entries_are_judged_on_what_the_reference_resolves():
+    a = torch.tensor([1.0, 1e-12], dtype=torch.float64)
+    b = torch.tensor([1.0, 1e-12 + 1e-15], dtype=torch.float64)  # 1e-15: a few roundings of 1.0
+    assert gradcheck.largest_entry_error(a, b) > gradcheck.WRONG / 100
+    assert gradcheck.largest_entry_error(a, b, gradcheck.autograd_floor(b)) < gradcheck.GOOD

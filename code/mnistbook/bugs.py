@@ -92,12 +92,10 @@ def train_shadowing_loss(
     """The original notebook's loop: the loss object and the loss value share one
     name."""
     loss = scratch.CrossEntropyLoss()
-    for images, labels in batches:
-        logits = net.forward(images)
-        loss = loss.forward(
-            logits, labels
-        )  # BUG: `loss` now names a tensor, not the loss object
-        net.backward(loss.backward(logits, labels))  # so this is torch.Tensor.backward
+    for inputs, labels in batches:
+        outputs = net(inputs)
+        loss = loss(outputs, labels)  # BUG: `loss` now names a tensor, not the loss object  # fmt: skip
+        net.backward(loss.backward(outputs, labels))  # so this is torch's Tensor.backward  # fmt: skip
         optimizer.step(net.grads)
 
 

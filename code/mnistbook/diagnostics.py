@@ -9,8 +9,8 @@
 * :func:`first_nonfinite` — the NaN guard: the first step whose loss is not a finite
   number, and :func:`nonfinite_trace`, which shows where in a step the first inf or NaN
   appears;
-* :func:`stalls_at_chance` — the loss curve's verdict: does the loss end no better than
-  ln K?
+* :func:`loss_curve` — the loss curve's verdict: did the loss diverge, stall at chance
+  (ln K), or fall?
 * :func:`stale_gradient_error` — does ``.grad`` hold this batch's gradient, and only it?
 * :func:`dead_units` — how many hidden units never activate at all?
 
@@ -29,16 +29,6 @@ from . import gradcheck, scratch, seeding
 from .batches import InMemoryBatches
 from .model import Net
 from .training import fit, make_torch_step
-
-
-def gradient_error(
-    net: scratch.Net, criterion, images: Tensor, labels: Tensor, **kw
-) -> float:
-    """Worst relative error of ``net``'s gradients (against autograd and finite
-    differences)."""
-    return max(
-        c.worst for c in gradcheck.check_net(net, criterion, images, labels, **kw)
-    )
 
 
 def initial_loss_gap(
@@ -77,13 +67,14 @@ def first_nonfinite(losses: list[float]) -> int | None:
                  if not math.isfinite(loss)), None)
 
 
-def stalls_at_chance(
-    losses: list[float], window: int = 50, num_classes: int = 10
-) -> bool:
-    """The loss curve's verdict: True if the last ``window`` losses average at least
-    0.9 ln K (no better than guessing) or are not finite."""
+def loss_curve(losses: list[float], window: int = 50, num_classes: int = 10) -> str:
+    """The loss curve's verdict on the mean of the last ``window`` losses: "diverged" if
+    it is not finite, "stalls at chance" if it is at least 0.9 ln K (no better than
+    guessing), else "falls"."""
     last = sum(losses[-window:]) / len(losses[-window:])
-    return not math.isfinite(last) or last >= 0.9 * math.log(num_classes)
+    if not math.isfinite(last):
+        return "diverged"
+    return "stalls at chance" if last >= 0.9 * math.log(num_classes) else "falls"
 
 
 def stale_gradient_error(
@@ -168,34 +159,29 @@ class Checks:
     """The quick checks of one network configuration, and the short run behind the last
     two."""
 
-    gradient: float
+    gradients: list[gradcheck.Check]
     initial_gap: float
     tiny_batch: float
     run: Run
 
+    @property
+    def gradient(self) -> float:
+        """The worst error of any gradient, against either reference."""
+        return max(c.worst for c in self.gradients)
+
     def __str__(self) -> str:
-        return "\n".join(
-            [
-                (
-                    f"gradient check, worst relative error  {self.gradient:9.1e}  "
-                    f"({gradcheck.verdict(self.gradient)})"
-                ),
-                f"loss at initialisation − ln 10        {self.initial_gap:9.3f}",
-                f"tiny batch, loss after 200 steps      {self.tiny_batch:9.3f}",
-                (
-                    "NaN guard, first non-finite step      "
-                    f"{first_nonfinite(self.run.losses)}"
-                ),
-                (
-                    "loss, mean of the last 50 steps       "
-                    f"{sum(self.run.losses[-50:]) / 50:9.3f}"
-                ),
-                (
-                    "loss curve stalls at chance           "
-                    f"{stalls_at_chance(self.run.losses)}"
-                ),
-            ]
-        )
+        rows = {
+            "gradient check, worst relative error": (
+                f"{self.gradient:.1e} ({gradcheck.verdict(self.gradient)})"
+            ),
+            "loss at initialisation − ln 10": f"{self.initial_gap:.3f}",
+            "tiny batch, loss after 200 steps": f"{self.tiny_batch:.3f}",
+            "NaN guard, first non-finite step": str(first_nonfinite(self.run.losses)),
+            "loss, mean of the last 50 steps": f"{sum(self.run.losses[-50:]) / 50:.3f}",
+            "loss curve": loss_curve(self.run.losses),
+        }
+        width = max(map(len, rows))
+        return "\n".join(f"{label:{width}s}  {value}" for label, value in rows.items())
 
 
 def quick_checks(
@@ -214,7 +200,7 @@ def quick_checks(
     batches of 64."""
     torch.manual_seed(seeding.SEED)
     net64 = scratch.Net(dtype=torch.float64, hidden=hidden)
-    gradient = gradient_error(
+    gradients = gradcheck.check_net(
         net64, scratch.CrossEntropyLoss(), check_images, check_labels
     )
     torch.manual_seed(seeding.SEED)
@@ -223,7 +209,7 @@ def quick_checks(
         net, scratch.CrossEntropyLoss(), images[:1000], labels[:1000]
     )
     tiny = overfit_tiny_batch(net, images[:16], labels[:16])[-1]
-    return Checks(gradient, gap, tiny, short_run(images, labels, steps, hidden=hidden))
+    return Checks(gradients, gap, tiny, short_run(images, labels, steps, hidden=hidden))
 
 
 def torch_short_run(

@@ -40,3 +40,19 @@ def accuracy(confusion: Tensor) -> float:
 def per_class_accuracy(confusion: Tensor) -> Tensor:
     """Recall of each true class, in percent: the diagonal over each row's total."""
     return 100.0 * confusion.diag().double() / confusion.sum(dim=1).double()
+
+
+def standard_error(accuracy_percent: float, n: int) -> float:
+    """The standard error of an accuracy measured on ``n`` test images, in percentage
+    points: √(p (1 − p) / n), the spread of the estimate over equally likely test sets."""
+    p = accuracy_percent / 100
+    return 100 * (p * (1 - p) / n) ** 0.5
+
+
+def difference_standard_error(predictions_a: Tensor, predictions_b: Tensor, labels: Tensor) -> float:
+    """The standard error, in percentage points, of the difference of two classifiers'
+    accuracies on the same images: the spread of the per-image difference of their
+    correctness (1, 0 or −1) over √n. Images both get right, or both wrong, add nothing."""
+    labels = labels.cpu()
+    difference = (predictions_a.cpu() == labels).double() - (predictions_b.cpu() == labels).double()
+    return 100 * difference.std().item() / len(labels) ** 0.5

@@ -2,12 +2,13 @@
 layers."""
 
 import torch
-import torch.nn.functional as TF  # F is the book's own mnistbook.functional
 from torch import nn
 
 from . import validate
+from .validate import guarded
 
 
+@guarded(forward=validate.images_input)
 class Net(nn.Module):
     """A multilayer perceptron for 28×28 digits; it returns logits, not
     probabilities."""
@@ -19,9 +20,9 @@ class Net(nn.Module):
         self.fc3 = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = validate.images(x, "Net.forward")  # (B, 1, 28, 28) → (B, 784)
-        x = TF.relu(self.fc1(x))
-        x = TF.relu(self.fc2(x))
+        x = torch.flatten(x, 1)  # (B, 1, 28, 28) → (B, 784): all dimensions but the batch
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
         return self.fc3(x)
 
 

@@ -3,7 +3,8 @@ passes.
 
 No autograd anywhere: every gradient comes from a formula in
 :mod:`mnistbook.functional`, so the code runs unchanged under ``torch.no_grad()``, on
-CPU or CUDA, in float32 or float64. The shape follows the original notebook (a loss,
+CPU or CUDA, in float32 or float64. The input checks of :mod:`mnistbook.validate` run
+before the methods, by ``guarded``, so the bodies hold only the math. The shape follows the original notebook (a loss,
 Linear, ReLU, Net and an optimiser), with its mistakes fixed; the book explains each
 fix."""
 
@@ -12,19 +13,13 @@ import math
 import torch
 from torch import Tensor
 
-from . import functional as F
 from . import validate
+from .functional import (cross_entropy, cross_entropy_grad, linear, linear_backward, relu,
+                         relu_backward)
+from .validate import guarded
 
 
-def _cached(value, where: str):
-    if value is None:
-        raise RuntimeError(
-            f"{where}: backward() called before forward(); run forward() on this batch "
-            "first"
-        )
-    return value
-
-
+@guarded(forward=validate.linear_input, backward=validate.linear_upstream)
 class Linear:
     """Z = X Wᵀ + b with W (dim_out, dim_in), initialised like ``torch.nn.Linear``."""
 
@@ -38,9 +33,8 @@ class Linear:
         self.x = None
 
     def forward(self, x: Tensor) -> Tensor:
-        validate.matrix(x, self.W.shape[1], "Linear.forward")
         self.x = x  # kept for backward: ∂L/∂W needs the input
-        return F.linear(x, self.W, self.b)
+        return linear(x, self.W, self.b)
 
     def backward(
         self, grad_out: Tensor, input_grad: bool = True
@@ -50,13 +44,10 @@ class Linear:
         ``input_grad=False`` skips ∂L/∂X (returned as None): nothing needs it for the
         first layer, whose input is the data, and it would cost a third matrix product.
         """
-        x = _cached(self.x, "Linear.backward")
-        validate.same_shape(
-            grad_out, (len(x), self.W.shape[0]), "Linear.backward", "grad_out"
-        )
-        return F.linear_backward(x, self.W, grad_out, input_grad)
+        return linear_backward(self.x, self.W, grad_out, input_grad)
 
 
+@guarded(forward=validate.relu_input, backward=validate.relu_upstream)
 class ReLU:
     """h = max(z, 0); remembers its output, so each layer needs its own instance."""
 
@@ -64,22 +55,15 @@ class ReLU:
         self.h = None
 
     def forward(self, z: Tensor) -> Tensor:
-        validate.floating(z, "ReLU.forward")
-        self.h = F.relu(z)  # kept for backward: h > 0 exactly where z > 0
+        self.h = relu(z)  # kept for backward: h > 0 exactly where z > 0
         return self.h
 
     def backward(self, grad_out: Tensor) -> Tensor:
         """∂L/∂z = ∂L/∂h · 1[z > 0]."""
-        h = _cached(self.h, "ReLU.backward")
-        if grad_out.shape != h.shape:
-            raise ValueError(
-                f"ReLU.backward: grad_out has shape {tuple(grad_out.shape)} but the "
-                "last forward() "
-                f"saw {tuple(h.shape)} — is one ReLU instance shared by two layers?"
-            )
-        return F.relu_backward(h, grad_out)
+        return relu_backward(self.h, grad_out)
 
 
+@guarded(forward=validate.loss_inputs, backward=validate.loss_inputs)
 class CrossEntropyLoss:
     """Mean of −log softmax(z)_y over the batch, from raw logits.
 
@@ -87,28 +71,18 @@ class CrossEntropyLoss:
     log-probabilities, and ``CrossEntropyLoss`` = log-softmax followed by ``NLLLoss`` is
     what this computes."""
 
-    def _check(self, logits: Tensor, labels: Tensor, where: str) -> None:
-        validate.floating(logits, where, "logits")
-        if logits.dim() != 2 or logits.shape[0] == 0:
-            raise ValueError(
-                f"{where}: logits must have shape (B, K) with B ≥ 1, got "
-                f"{tuple(logits.shape)}"
-            )
-        validate.labels(labels, logits.shape[0], logits.shape[1], where)
-
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        self._check(logits, labels, "CrossEntropyLoss.forward")
-        return F.cross_entropy(logits, labels)
+        return cross_entropy(logits, labels)
 
     def __call__(self, logits: Tensor, labels: Tensor) -> Tensor:
         return self.forward(logits, labels)
 
     def backward(self, logits: Tensor, labels: Tensor) -> Tensor:
         """∂L/∂z = (softmax(z) − onehot(y)) / B for the mean loss."""
-        self._check(logits, labels, "CrossEntropyLoss.backward")
-        return F.cross_entropy_grad(logits, labels)
+        return cross_entropy_grad(logits, labels)
 
 
+@guarded(forward=validate.images_input)
 class Net:
     """784 → 120 → 256 → 10 with a ReLU after each hidden layer, as the PyTorch ``Net``.
 
@@ -133,7 +107,7 @@ class Net:
         self.grads: dict[str, Tensor] = {}
 
     def forward(self, x: Tensor) -> Tensor:
-        x = validate.images(x, "Net.forward")  # (B, 1, 28, 28) → (B, 784)
+        x = x.reshape(len(x), -1)  # (B, 1, 28, 28) → (B, 784): one row per image
         h1 = self.relu1.forward(self.fc1.forward(x))
         h2 = self.relu2.forward(self.fc2.forward(h1))
         return self.fc3.forward(h2)
@@ -152,6 +126,7 @@ class Net:
         )
 
 
+@guarded(__init__=validate.optimiser_settings, step=validate.gradients_of)
 class SGD:
     """Stochastic gradient descent with the update rule of ``torch.optim.SGD``.
 
@@ -159,21 +134,10 @@ class SGD:
     g)."""
 
     def __init__(self, parameters: dict[str, Tensor], lr: float, momentum: float = 0.0):
-        if lr <= 0 or not 0 <= momentum < 1:
-            raise ValueError(
-                f"SGD: need lr > 0 and 0 ≤ momentum < 1, got lr={lr}, "
-                f"momentum={momentum}"
-            )
         self.parameters, self.lr, self.momentum = parameters, lr, momentum
         self.buffers: dict[str, Tensor] = {}
 
     def step(self, grads: dict[str, Tensor]) -> None:
-        missing = self.parameters.keys() - grads.keys()
-        if missing:
-            raise KeyError(
-                f"SGD.step: no gradient for {sorted(missing)}; call net.backward() "
-                "first"
-            )
         for name, param in self.parameters.items():
             self.update(param, self.direction(name, grads[name]))
 
@@ -183,7 +147,7 @@ class SGD:
         if not self.momentum:
             return grad
         if name not in self.buffers:
-            self.buffers[name] = grad.clone()
+            self.buffers[name] = grad.clone()  # a copy: the in-place update below must not change grad
         else:
             self.buffers[name].mul_(self.momentum).add_(grad)
         return self.buffers[name]

@@ -19,6 +19,7 @@ class Result:
     message: str
     sections: tuple[Section, ...] = field(default=())
     pending: bool = False      # the learner's code still raises NotImplementedError
+    mistake: object = None     # the known mistake named, a probe.Mistake, if one is
 
     def __bool__(self) -> bool:
         return self.passed
