@@ -21,27 +21,14 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from chapters import execution_order  # noqa: E402 - the book's one list of executed chapters
 from parallel_execution import KERNEL_MANAGER  # noqa: E402 - the build's kernels
 OUTPUT = ROOT / "_build" / "second-execution"
 TIMEOUT = 900  # seconds per cell, as _config.yml's execute.timeout
-
-
-def chapters(root: Path) -> list[str]:
-    """The chapters of ``_toc.yml`` that execute (those with a kernelspec), e.g. ``book/pytorch``."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    names = [toc["root"]] + [
-        c["file"] for part in toc["parts"] for c in part["chapters"]
-    ]
-    return [
-        n
-        for n in names
-        if "kernelspec:" in (root / f"{n}.md").read_text().split("\n---", 1)[0]
-    ]
 
 
 def copy_of_the_book(folder: Path) -> None:
@@ -52,6 +39,7 @@ def copy_of_the_book(folder: Path) -> None:
             ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"),
         )
     shutil.copy(ROOT / "_toc.yml", folder)
+    shutil.copy(ROOT / "_config.yml", folder)
     sys.path.insert(0, str(ROOT / "code"))
     from mnistbook.paths import data_root
 
@@ -100,11 +88,7 @@ def main() -> None:
         paths = [str(folder / "code"), os.environ.get("PYTHONPATH")]
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         os.environ["MNISTBOOK_DATA"] = str(folder / "data")
-        names = chapters(folder)
-        # the longest chapters first, as in the build
-        config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
-        first = config.get("parallel_execution_first", [])
-        names.sort(key=lambda n: first.index(n) if n in first else len(first))
+        names = execution_order(ROOT)  # the longest chapters first, as in the build
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for name, seconds in zip(
                 names, pool.map(lambda n: execute(folder, n), names)

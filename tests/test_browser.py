@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from colab_notebooks import is_notebook  # book/_ext, on sys.path via conftest
+from chapters import is_notebook  # book/_ext, on sys.path via conftest
 from inline_styles import styles_of
 from lean_pages import scripts_of
 from repository import derive
@@ -76,7 +76,7 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver_path = shutil.which("chromedriver")
     if not (chromium and driver_path):
         pytest.fail("chromium and chromedriver are needed (bash .ci/browser-deps installs them): "

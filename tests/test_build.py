@@ -270,16 +270,3 @@ def test_math_arrives_typeset_and_no_script_is_needed_or_fetched(tmp_path):
     assert 'mjx-container[jax="SVG"]' in styles_of(page), "the equations' stylesheet, in the page"
 
 
-def test_an_extension_refuses_a_library_release_it_was_not_written_for():
-    from _versions import require
-    from sphinx.errors import ExtensionError
-
-    require("probe", {"sphinx": ">=1"})  # installed: passes
-    with pytest.raises(
-        ExtensionError, match=r"probe\.py was written for sphinx <1 \(found \d"
-    ):
-        require("probe", {"sphinx": "<1"})
-    with pytest.raises(
-        ExtensionError, match=r"no-such-distribution ==1\.0 \(found not installed\)"
-    ):
-        require("probe", {"no-such-distribution": "==1.0"})

@@ -11,13 +11,13 @@ These tests read what a build left in ``_build/``; they execute nothing. They ca
 ``.ci/execute_again.py`` (``.ci/run`` does both), run them with ``pytest -m built_book``.
 """
 
-import importlib.util
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+from chapters import executed  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
@@ -28,12 +28,8 @@ pytestmark = pytest.mark.built_book
 
 
 def chapters() -> list[str]:
-    """The executed chapters, as .ci/execute_again.py lists them: one list for both."""
-    spec = importlib.util.spec_from_file_location("execute_again",
-                                                  ROOT / ".ci" / "execute_again.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.chapters(ROOT)
+    """The executed chapters, from the book's one definition of them (book/_ext/chapters.py)."""
+    return executed(ROOT)
 
 
 def numbers(notebook) -> list[tuple[int, str, str]]:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import colab_notebooks  # book/_ext, on sys.path via conftest
+from chapters import is_notebook
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -13,12 +14,13 @@ from repository import Repository
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = Repository("https://github.com/someone/fork", "0123abc")
-CHAPTERS = [p for p in sorted((ROOT / "book").glob("*.md")) if colab_notebooks.is_notebook(p)]
+BOOK = colab_notebooks.Book.read(ROOT / "book", REPOSITORY)
+CHAPTERS = [p for p in sorted((ROOT / "book").glob("*.md")) if is_notebook(p)]
 MYST = re.compile(r"\{[a-z:-]+\}`|^`{3,}\{|^\([\w-]+\)=$|^:\w+:", re.MULTILINE)  # roles, directives, targets
 
 
 def twin(stem: str) -> nbformat.NotebookNode:
-    return nbformat.reads(colab_notebooks.colab_notebook(ROOT / "book" / f"{stem}.md", REPOSITORY), 4)
+    return nbformat.reads(colab_notebooks.colab_notebook(ROOT / "book" / f"{stem}.md", BOOK), 4)
 
 
 def markdown(notebook) -> str:

@@ -1,5 +1,6 @@
 """The GitHub Actions workflows, checked statically (they cannot run here): actionlint and zizmor
-(offline) find nothing, every action is pinned to a commit with its version beside it, and the
+(offline) find nothing, every action is pinned to a commit with its version beside it, the same
+release in every workflow, every workflow that builds runs CI's one path (`bash .ci/run`), and the
 deploy workflow publishes what the build writes where the book's links expect it."""
 
 import re
@@ -46,11 +47,35 @@ def test_actions_are_pinned_to_a_commit_with_the_version_beside_it(workflow):
         assert re.fullmatch(r"\s*# v\d+(\.\d+)*", comment), f"{action} lacks its version comment"
 
 
+def test_every_action_is_pinned_to_the_same_release_everywhere():
+    pins: dict[str, set[str]] = {}
+    for workflow in WORKFLOWS:
+        for action, commit in re.findall(r"uses:\s*([\w-]+/[\w./-]+)@([0-9a-f]{40})", workflow.read_text()):
+            pins.setdefault(action, set()).add(commit)
+    assert all(len(commits) == 1 for commits in pins.values()), pins
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_a_workflow_that_builds_runs_ci_s_one_path(workflow):
+    text = workflow.read_text()
+    assert "run: bash .ci/run" in text
+    assert "jupyter-book build" not in text and "pytest" not in text  # no second path beside it
+
+
+def test_the_build_matrix_covers_the_promised_pythons_and_colab_s():
+    matrix = yaml.safe_load(DEPLOY.read_text())["jobs"]["build"]["strategy"]["matrix"]["python"]
+    project = (ROOT / "pyproject.toml").read_text()
+    oldest = re.search(r'requires-python = ">=(\d+\.\d+)"', project)[1]
+    assert matrix[0] == oldest and "3.12" in matrix  # Colab's Python
+    assert f"--python-version {oldest}" in (ROOT / ".ci" / "lock").read_text()
+    assert all(f"Python {v}" in (ROOT / "README.md").read_text() for v in (matrix[0], matrix[-1]))
+
+
 def test_deploy_publishes_the_pdf_and_the_twins_where_the_book_links_them():
     text = DEPLOY.read_text()
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     pdf = Path(config["latex"]["latex_documents"]["targetname"]).with_suffix(".pdf").name
-    assert f"cp _build/latex/{pdf} _build/html/" in text
+    assert "path: _build/html" in text  # where the HTML build that follows the PDF copies it
     assert f'href="../{pdf}"' in (ROOT / "book" / "index.md").read_text()
     assert f"HEAD:refs/heads/{Repository('', '').colab_branch}" in text
     assert "path: book/*.ipynb" in text

@@ -10,7 +10,15 @@ becomes author-year text with a reference list at the end, and a glued number be
 by hand nor committed (git ignores them): the build writes them for the repository that
 ``repository.py`` derives, and the deploy workflow publishes them to that repository's Colab
 branch, where the launch buttons and the twins' own links open them. The build excludes them
-(``book/**.ipynb``); without a repository none are written.
+(``book/**.ipynb``); without a repository none are written. The book is read once per build
+(titles, exercise labels, bibliography), each chapter once.
+
+Why a converter of its own rather than QuantEcon's sphinx-tojupyter (0.6.0, read for this)? That
+is a Sphinx builder: the twins would need a second build of every page (``-b jupyter``), and it
+translates the doctree, in which myst-nb has already replaced each glued number by the value the
+build computed, where a twin must compute it in Colab and name it (its hidden glue cells print
+``name = value``); by default it also drops the solutions. myst-nb's own reader yields the cells,
+not the rewriting of MyST into Markdown Colab renders, which is what this module adds to jupytext.
 """
 
 import ast
@@ -21,6 +29,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pybtex.database
+from chapters import is_notebook
 from pybtex.plugin import find_plugin
 from repository import Repository
 
@@ -151,9 +160,9 @@ def setup_cell(repository: Repository) -> nbformat.NotebookNode:
     )
 
 
-def colab_notebook(chapter: Path, repository: Repository) -> str:
+def colab_notebook(chapter: Path, book: Book) -> str:
     """The Colab twin of a MyST chapter, as notebook JSON text."""
-    book = Book.read(chapter.parent, repository)
+    repository = book.repository
     notebook = jupytext.read(chapter, fmt="md:myst")
     cited = list(dict.fromkeys(key.strip() for cell in notebook.cells if cell.cell_type == "markdown"
                                for match in CITE.finditer(cell.source)
@@ -172,19 +181,16 @@ def colab_notebook(chapter: Path, repository: Repository) -> str:
     return nbformat.writes(notebook, version=4) + "\n"
 
 
-def is_notebook(chapter: Path) -> bool:
-    text = chapter.read_text(encoding="utf-8")
-    return text.startswith("---") and "kernelspec:" in text.split("\n---", 1)[0]
-
-
 def write_twins(app, config) -> None:
     repository = config.book_repository  # derived by repository.py
     if repository is None:
         return
-    for chapter in sorted(Path(app.srcdir, "book").glob("*.md")):
+    folder = Path(app.srcdir, "book")
+    book = Book.read(folder, repository)
+    for chapter in sorted(folder.glob("*.md")):
         if not is_notebook(chapter):
             continue
-        twin, text = chapter.with_suffix(".ipynb"), colab_notebook(chapter, repository)
+        twin, text = chapter.with_suffix(".ipynb"), colab_notebook(chapter, book)
         if not twin.is_file() or twin.read_text(encoding="utf-8") != text:
             twin.write_text(text, encoding="utf-8")
 

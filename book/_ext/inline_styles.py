@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 import tinycss2
+from _versions import require
 
 LINK = re.compile(r'[ \t]*<link (?=[^>]*rel="stylesheet")[^>]*href="([^"]+)"[^>]*/?>\n?')
 IMPORT = re.compile(r'@import\s+(?:url\()?["\']?([^"\')]+)["\']?\)?\s*;')
@@ -141,6 +142,7 @@ def _finish(app, exception) -> None:
 
 
 def setup(app):
+    require("inline_styles")
     # after the other extensions have written their stylesheets (static_math, lean_pages)
     app.connect("build-finished", _finish, priority=800)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -21,8 +21,8 @@ What the theme stack would otherwise send with every page, and what is done inst
 - a ``robots.txt`` and a ``<meta name="description">`` (the page's first paragraph) for SEO, and
   a ``favicon.ico`` for pages without an icon link (the root redirect), so nothing 404s.
 
-Reaches into theme internals (template markup, asset names, webfont files). Written for the
-versions in ``WRITTEN_FOR``; ``setup`` refuses others, so an upgrade is looked at, not silent.
+Reaches into theme internals (template markup, asset names, webfont files) and Sphinx's
+private asset record: written for the releases ``_versions.py`` lists, which ``setup`` checks.
 """
 
 from __future__ import annotations
@@ -30,25 +30,15 @@ from __future__ import annotations
 import html
 import json
 import re
-from importlib.metadata import version
 from pathlib import Path
 
 from docutils import nodes
-from sphinx.errors import ExtensionError
+from _versions import require
 
-WRITTEN_FOR = {"pydata-sphinx-theme": "0.17.", "sphinx-book-theme": "1.3.", "sphinx-thebe": "0.3."}
 DESCRIPTION_CHARS = 155
 ALWAYS_KEPT_ICONS = {"xmark"}  # created by the theme's script for its banners
 SEARCH_ONLY = ("_static/searchtools.js", "_static/language_data.js", "searchindex.js")
 OPTIONS = "_static/documentation_options.js"  # inline scripts read what it defines
-
-
-def _check_versions() -> None:
-    for package, prefix in WRITTEN_FOR.items():
-        found = version(package)
-        if not found.startswith(prefix):
-            raise ExtensionError(f"lean_pages was written for {package} {prefix}x, found {found}: "
-                                 "check the template markup and asset names it relies on")
 
 
 # the theme's head script copies default_mode ("auto") into data-theme, which its CSS does not know
@@ -244,7 +234,7 @@ def _finish(app, exception) -> None:
 
 
 def setup(app):
-    _check_versions()
+    require("lean_pages")
     app.connect("config-inited", _set_default_mode)
     app.add_js_file(None, body=RESOLVE_AUTO_THEME, priority=1)
     app.connect("html-page-context", _lean_context, priority=900)

@@ -3,7 +3,7 @@
 myst-nb's execution cache keys a notebook on the text of its code cells, so editing a function
 in ``code/`` (or upgrading torch) would leave every cached chapter showing outputs of the old
 code. This extension fingerprints the package's sources together with the versions of Python,
-torch, torchvision and numpy. When the fingerprint differs from the one stored beside the cache,
+torch, torchvision, numpy and matplotlib. When the fingerprint differs from the one stored beside the cache,
 it drops the cached executions of the chapters that import the package and asks Sphinx to read
 them again. The new fingerprint is stored only when a build finishes without error: a build
 interrupted half-way (Ctrl-C) leaves the old one, so the next build re-executes those chapters
@@ -24,7 +24,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 STAMP = "package-fingerprint.txt"
 #: distributions whose release changes what the chapters compute
-DISTRIBUTIONS = ("torch", "torchvision", "numpy")
+DISTRIBUTIONS = ("torch", "torchvision", "numpy", "matplotlib")
 
 
 def fingerprint(paths: Iterable, distributions: Iterable[str] = DISTRIBUTIONS) -> str:
@@ -88,10 +88,7 @@ def _record(app, exception):
 
 
 def setup(app):
-    require(
-        "package_fingerprint",
-        {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"},
-    )
+    require("package_fingerprint")
     app.add_config_value("package_fingerprint_paths", ["code"], "env")
     app.add_config_value("package_fingerprint_package", "mnistbook", "env")
     app.connect("env-get-outdated", _outdated)

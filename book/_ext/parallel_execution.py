@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from tempfile import TemporaryDirectory
 
 from _versions import require
+from chapters import in_execution_order
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_client.manager import AsyncKernelManager
@@ -119,11 +120,8 @@ def _execute_uncached(app, env, docnames):
     if nb_config.execution_mode != "cache" or workers < 2:
         return
     cache = get_cache(nb_config.execution_cache_path or ".jupyter_cache")
-    first = app.config.parallel_execution_first
-    pending = sorted(
-        _uncached(env, docnames, cache),
-        key=lambda item: first.index(item[0]) if item[0] in first else len(first),
-    )
+    uncached = {name: (name, path, notebook) for name, path, notebook in _uncached(env, docnames, cache)}
+    pending = [uncached[name] for name in in_execution_order(list(uncached), app.config.parallel_execution_first)]
     if len(pending) < 2:
         return
     logger.info(
@@ -155,10 +153,7 @@ def _execute_uncached(app, env, docnames):
 
 
 def setup(app):
-    require(
-        "parallel_execution",
-        {"sphinx": "~=7.4.0", "myst-nb": "~=1.4.0", "jupyter-cache": "~=1.0.0"},
-    )
+    require("parallel_execution")
     app.add_config_value(
         "parallel_execution_workers", None, "env"
     )  # None: one per CPU core

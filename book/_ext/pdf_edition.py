@@ -4,22 +4,20 @@ On a web page a solution is folded under its exercise; on paper it would sit in 
 below it. So the LaTeX build moves every chapter's solutions into a "Solutions" section at the
 end of that chapter, each still titled with its exercise's number. It also numbers every display
 equation, gives references to another chapter's exercise the number sphinx-exercise gives only to
-same-chapter ones, writes the build report's status marks (emoji the PDF's fonts lack) as words,
-spells math in section titles as text in the PDF's bookmarks, and sets code in DejaVu Sans Mono.
+same-chapter ones, spells math in section titles as text in the PDF's bookmarks, and sets code in DejaVu Sans Mono.
 
-Written for sphinx-exercise 1.x (its nodes and ``sphinx_exercise_registry``) and myst-nb 1.x (its
-execution table); ``setup`` checks those versions. Everything here applies to LaTeX output only.
+Written for the releases of sphinx-exercise (its nodes and ``sphinx_exercise_registry``) and myst-nb
+(its execution table) that ``_versions.py`` lists; ``setup`` checks them. Everything here applies to LaTeX output only.
 """
 
-import importlib.metadata
 import re
 
+from _versions import require
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx_exercise.nodes import exercise_enumerable_node, exercise_latex_number_reference, solution_node
 
-STATUS_WORDS = {"✅": "succeeded", "❌": "failed"}
 # Math in a section title goes into the PDF's bookmarks too, as text, where unicode-math's symbols
 # stop XeLaTeX ("Improper alphabetic constant"): the first line spells them there as characters.
 PREAMBLE = r"""
@@ -87,30 +85,14 @@ class NumberedEquations(SphinxPostTransform):
             block["docname"], block["label"] = "pdf-edition", f"equation-{number}"
 
 
-class StatusInWords(SphinxPostTransform):
-    """The execution table's emoji as words (LaTeX only)."""
-
-    default_priority = 30
-    builders = ("latex",)
-
-    def run(self, **kwargs) -> None:
-        for text in list(self.document.findall(nodes.Text)):
-            if text.astext() in STATUS_WORDS:
-                text.parent.replace(text, nodes.Text(STATUS_WORDS[text.astext()]))
-
-
 def add_preamble(app, config) -> None:
     config.latex_elements["preamble"] = config.latex_elements.get("preamble", "") + PREAMBLE
 
 
 def setup(app):
-    for package, major in (("sphinx-exercise", "1."), ("myst-nb", "1.")):
-        version = importlib.metadata.version(package)
-        if not version.startswith(major):
-            raise RuntimeError(f"pdf_edition.py was written for {package} {major}x, found {version}")
+    require("pdf_edition")
     app.connect("config-inited", add_preamble)
     app.add_post_transform(SolutionsAtChapterEnd)
     app.add_post_transform(ExerciseReferencesAcrossChapters)
     app.add_post_transform(NumberedEquations)
-    app.add_post_transform(StatusInWords)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -7,8 +7,8 @@ equations and ``{eq}`` references keep Sphinx's own markup (the same as ``sphinx
 A formula MathJax cannot parse fails the build with a warning naming the page. Each glyph's
 outline is sent once per page (``share_glyphs``), which keeps a derivation page's HTML small.
 
-Reaches into MathJax's internal module tree (``MathJax._``), written for MathJax 3.2.2: checked
-at start-up.
+Reaches into MathJax's internal module tree (``MathJax._``), written for the MathJax of the
+django-static-mathjax release ``_versions.py`` lists; ``setup`` checks it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from _versions import require
 from docutils import nodes
 from sphinx.locale import _
 from sphinx.util import logging
 from sphinx.util.math import get_node_equation_number
 
-MATHJAX_VERSION = "3.2.2"
 COMPONENTS = ["loader.js", "core.js", "adaptors/liteDOM.js", "input/tex-full.js", "output/svg.js",
               "output/svg/fonts/tex.js", "a11y/assistive-mml.js"]
 STYLESHEET = "static-math.css"
@@ -73,10 +73,6 @@ def _engine():
     context.eval("var window = globalThis; var MathJax = {loader: {load: []}};")
     for component in COMPONENTS:
         context.eval((es5 / component).read_text(encoding="utf-8"))
-    version = context.eval("MathJax._.mathjax.mathjax.version")
-    if version != MATHJAX_VERSION:
-        raise RuntimeError(f"static_math was written for MathJax {MATHJAX_VERSION}, "
-                           f"django-static-mathjax ships {version}: check MathJax._ still matches")
     context.eval(SETUP_JS)
     return context
 
@@ -182,6 +178,7 @@ def _write_stylesheet(app, exception) -> None:
 
 
 def setup(app):
+    require("static_math")
     app.add_html_math_renderer("static_math", (visit_math, None), (visit_displaymath, None))
     app.connect("config-inited", _use_renderer)
     app.connect("builder-inited", _add_stylesheet)
