@@ -4,12 +4,12 @@ A benchmark, not a test: the figures depend on the machine. Both sites are serve
 with gzip and measured in the same run, with Lighthouse 12.2.3 (from npm, into a scratch folder;
 newer releases refuse this machine's Node) driving the system chromium, mobile and desktop presets.
 
-The reference is a copy of the repository with the book's page extensions (``static_math``,
-``lean_pages``, ``inline_styles``) switched off: MathJax typesets in the browser, served from the
-site as before, and the theme's default assets load. It reuses the execution cache, so nothing
-re-executes.
+The reference is a copy of the repository built with the book's speed switch off (``fast_book:
+false``, book/_ext/speed.py): MathJax typesets in the browser, served from the site as before,
+and the theme's default assets load. It reuses the execution cache, so nothing re-executes.
 
     python benchmarks/pagespeed.py [--pages book/softmax.html ...] [--runs 3]   (after a build)
+    python benchmarks/pagespeed.py --smoke    (one page, one run, no reference: that it works)
 
 Each figure is the median of ``--runs`` Lighthouse runs (scores vary from run to run on a busy
 machine).
@@ -41,7 +41,6 @@ CHROME_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first
                 "--disable-background-networking --disable-component-update --disable-sync "
                 "--disable-dev-shm-usage")
 COMPRESSED = {".html", ".css", ".js", ".svg", ".json", ".txt", ".ttf", ".map", ".ico"}
-OUR_EXTENSIONS = ("static_math", "lean_pages", "inline_styles")
 MATHJAX_FILES = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]
 
 
@@ -71,10 +70,8 @@ def reference_site() -> Path:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
     config = (copy / "_config.yml").read_text(encoding="utf-8")
-    for extension in OUR_EXTENSIONS:
-        config = re.sub(rf"^\s*{extension}:.*\n", "", config, flags=re.M)
     config = re.sub(r"^\s*favicon:.*\n", "", config, flags=re.M)
-    config = config.replace("  config:\n", "  config:\n    mathjax_path: mathjax/tex-mml-chtml.js\n", 1)
+    config = config.replace("    fast_book: true\n", "    fast_book: false\n    mathjax_path: mathjax/tex-mml-chtml.js\n", 1)
     (copy / "_config.yml").write_text(config, encoding="utf-8")
     shutil.copytree(ROOT / "_build" / ".jupyter_cache", copy / "_build" / ".jupyter_cache")
     if (ROOT / "data").exists():
@@ -130,7 +127,7 @@ def serve(directory: Path) -> str:
 
 
 def measure(cli: Path, url: str, preset: str, out: Path) -> dict:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     command = [str(cli), url, "--quiet", "--output=json", f"--output-path={out}",
                f"--only-categories={','.join(CATEGORIES)}", f"--chrome-flags={CHROME_FLAGS}"]
     if preset == "desktop":
@@ -149,12 +146,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", nargs="+", default=PAGES)
     parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per cell; medians shown")
+    parser.add_argument("--smoke", action="store_true", help="one page, mobile, one run, no reference")
     args = parser.parse_args()
     book = ROOT / "_build" / "html"
     if not (book / "book" / "index.html").is_file():
         sys.exit(f"no built book in {book}: run the README's build command first")
-    cli, reference = lighthouse_cli(), reference_site()
-    sites = {"book": serve(book), "JB defaults": serve(reference)}
+    cli = lighthouse_cli()
+    sites = {"book": serve(book)}
+    if args.smoke:
+        args.pages, args.runs, presets = args.pages[:1], 1, ("mobile",)
+    else:
+        sites["JB defaults"], presets = serve(reference_site()), ("mobile", "desktop")
     reports = WORK / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     columns = ["performance", "accessibility", "best-practices", "seo", "FCP s", "LCP s", "TBT ms", "KB"]
@@ -162,7 +164,7 @@ def main() -> None:
     print("|---|---|---|" + "---:|" * len(columns))
     lcp = {}
     for page in args.pages:
-        for preset in ("mobile", "desktop"):
+        for preset in presets:
             for name, base in sites.items():
                 runs = [measure(cli, base + page, preset, reports /
                                 f"{Path(page).stem}-{preset}-{name.replace(' ', '-')}-{run}.json")
@@ -173,7 +175,7 @@ def main() -> None:
                          f"{row[c]:.0f}" for c in columns]
                 print(f"| {page} | {preset} | {name} | " + " | ".join(cells) + " |", flush=True)
     print()
-    for page in args.pages:
+    for page in args.pages if len(sites) > 1 else []:
         ratio = lcp[page, "mobile", "JB defaults"] / lcp[page, "mobile", "book"]
         print(f"{page}: mobile LCP {ratio:.1f}x faster than with Jupyter Book's defaults")
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chapters import is_notebook  # book/_ext, on sys.path via conftest
-from inline_styles import styles_of
-from lean_pages import scripts_of
+from html_pages import scripts_of, styles_of
 from repository import derive
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,6 +23,7 @@ not the rewriting of MyST into Markdown Colab renders, which is what this module
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,8 @@ SOLUTION = re.compile(r"^````\{solution\} \S+\n" + OPTIONS + r"(?P<body>.*?)\n``
 TARGET = re.compile(r"^\([\w-]+\)=\n", re.MULTILINE)
 GLUE = re.compile(r"\{glue(?::text)?\}`(?P<name>[^`:]+)(?::[^`]*)?`")
 DOC = re.compile(r"\{doc\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<bare>[^`]+))`")
-REF = re.compile(r"\{ref\}`(?P<label>[^`]+)`")
+REF = re.compile(r"\{ref\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<label>[^`]+))`")
+SECTION = re.compile(r"^\((?P<label>[\w-]+)\)=\n#+ (?P<title>.+)$", re.MULTILINE)
 CITE = re.compile(r"\{cite(?::(?P<kind>[tp]))?\}`(?P<keys>[^`]+)`")
 
 
@@ -53,11 +55,12 @@ class Book:
     repository: Repository
     titles: dict[str, str]                    # chapter stem -> its title
     exercises: dict[str, tuple[str, str]]     # exercise label -> (chapter stem, title)
+    sections: dict[str, tuple[str, str]]      # section label -> (chapter stem, heading)
     bibliography: pybtex.database.BibliographyData
 
     @classmethod
     def read(cls, folder: Path, repository: Repository) -> "Book":
-        titles, exercises = {}, {}
+        titles, exercises, sections = {}, {}, {}
         for chapter in sorted(folder.glob("*.md")):
             text = chapter.read_text(encoding="utf-8")
             title = re.search(r"^# (.+)$", text, re.MULTILINE)
@@ -65,7 +68,9 @@ class Book:
             for match in EXERCISE.finditer(text):
                 label = re.search(r":label:\s*(\S+)", match["options"])[1]
                 exercises[label] = (chapter.stem, match["title"])
-        return cls(repository, titles, exercises,
+            for match in SECTION.finditer(text):
+                sections[match["label"]] = (chapter.stem, match["title"].strip())
+        return cls(repository, titles, exercises, sections,
                    pybtex.database.parse_file(folder / "references.bib"))
 
     def colab_url(self, stem: str) -> str:
@@ -89,12 +94,19 @@ class Book:
 
 
 def _source_of(path: Path, name: str) -> str:
+    """The source of ``name`` in the file, a function or class, or ``Class.method``, as Sphinx's
+    ``:pyobject:`` finds it (decorators included)."""
     source = path.read_text(encoding="utf-8")
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
-            lines = source.splitlines()[node.lineno - 1 - len(node.decorator_list):node.end_lineno]
-            return "\n".join(lines)
-    raise LookupError(f"{name} not found in {path}")
+    scope = ast.parse(source).body
+    node = None
+    for part in name.split("."):
+        node = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
+        if node is None:
+            raise LookupError(f"{name} not found in {path}")
+        scope = node.body
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    lines = source.splitlines()[first - 1:node.end_lineno]
+    return textwrap.dedent("\n".join(lines))
 
 
 def _expand_include(match, folder: Path) -> str:
@@ -116,12 +128,23 @@ def _citation(match, book: Book) -> str:
     return "(" + "; ".join(f"{authors}, {year}" for authors, year in cited) + ")"
 
 
-def _exercise_reference(match, book: Book, stem: str) -> str:
-    if match["label"] not in book.exercises:
-        raise LookupError(f"{{ref}}`{match['label']}` in {stem}.md: only exercise labels are known")
-    chapter, title = book.exercises[match["label"]]
-    text = f"exercise “{title}”"
+def _reference(match, book: Book, stem: str) -> str:
+    """A ``{ref}`` to an exercise or a labelled section: its words, linked to the other twin."""
+    label = match["target"] or match["label"]
+    if label in book.exercises:
+        chapter, title = book.exercises[label]
+        text = match["text"] or f"exercise “{title}”"
+    elif label in book.sections:
+        chapter, title = book.sections[label]
+        text = match["text"] or f"section “{_plain(title)}”"
+    else:
+        raise LookupError(f"{{ref}}`{label}` in {stem}.md: no exercise or labelled section has that label")
     return text if chapter == stem else f"[{text}]({book.colab_url(chapter)})"
+
+
+def _plain(title: str) -> str:
+    """A heading's words as plain text (its math and code marks dropped)."""
+    return re.sub(r"[$`]", "", title).replace("\\mathbf{y}", "y")
 
 
 def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
@@ -135,7 +158,7 @@ def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
     markdown = GLUE.sub(r"`\g<name>`", markdown)
     markdown = DOC.sub(lambda m: f"[{m['text'] or book.titles[m['target'] or m['bare']]}]"
                                  f"({book.colab_url(m['target'] or m['bare'])})", markdown)
-    markdown = REF.sub(lambda m: _exercise_reference(m, book, chapter.stem), markdown)
+    markdown = REF.sub(lambda m: _reference(m, book, chapter.stem), markdown)
     return CITE.sub(lambda m: _citation(m, book), markdown)
 
 

@@ -111,11 +111,6 @@ class _Styles:
                       lambda m: f'url("{os.path.relpath(m.group(1), folder)}")', css)
 
 
-def styles_of(page: str) -> str:
-    """The CSS a page's HTML carries in its ``<style>`` elements."""
-    return "".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
-
-
 def _inline(page: Path, styles: _Styles) -> None:
     text = page.read_text(encoding="utf-8")
     links = [m for m in LINK.finditer(text) if not m.group(1).startswith(("http:", "https:"))]

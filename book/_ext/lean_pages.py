@@ -109,14 +109,6 @@ def _after_load(sources: list[str]) -> str:
             'document.documentElement.dataset.scriptsLoaded = ""); });</script>')
 
 
-def scripts_of(page: str) -> list[str]:
-    """Every script a page's HTML loads: ``src`` attributes and the scripts added after load."""
-    sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', page)
-    for listed in re.findall(r"for \(const src of (\[[^\]]*\])\)", page):
-        sources += json.loads(listed)
-    return sources
-
-
 def _rewrite_page(page: Path, outdir: Path, options: str) -> None:
     """Remove the theme's hard-coded FontAwesome script and script preloads; inline
     documentation_options.js (its ``options``); on every page but the search page, drop the

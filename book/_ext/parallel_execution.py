@@ -152,13 +152,15 @@ def _execute_uncached(app, env, docnames):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def declare_settings(app) -> None:
+    """The settings of ``_config.yml`` this extension reads (also declared by ``speed`` when the
+    extension is off, so that they stay valid settings)."""
+    app.add_config_value("parallel_execution_workers", None, "env")  # None: one per CPU core
+    app.add_config_value("parallel_execution_first", [], "env")  # longest chapters, to start first
+
+
 def setup(app):
     require("parallel_execution")
-    app.add_config_value(
-        "parallel_execution_workers", None, "env"
-    )  # None: one per CPU core
-    app.add_config_value(
-        "parallel_execution_first", [], "env"
-    )  # longest chapters, to start first
+    declare_settings(app)
     app.connect("env-before-read-docs", _execute_uncached)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

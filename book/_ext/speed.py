@@ -17,9 +17,15 @@ FAST = ("static_math", "lean_pages", "inline_styles", "parallel_execution")
 def setup(app):
     require("speed")
     app.add_config_value("fast_book", True, "env")
-    # Config._raw_config: conf.py's values before extensions declare theirs (Sphinx 7.4); the
-    # switch decides which extensions load, so it is read before they would be set up
-    if app.config._raw_config.get("fast_book", True):
+    # Config._overrides and Config._raw_config: the values given to the build (Jupyter Book passes
+    # _config.yml's as overrides) and conf.py's, before extensions declare theirs (Sphinx 7.4).
+    # The switch decides which extensions load, so it is read before they would be set up.
+    given = {**app.config._raw_config, **app.config._overrides}
+    if str(given.get("fast_book", True)).lower() not in ("false", "0", "no"):
         for name in FAST:
             app.setup_extension(name)
+    else:
+        import parallel_execution
+
+        parallel_execution.declare_settings(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

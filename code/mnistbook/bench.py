@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from . import batches, scratch, seeding
+from . import autograd, batches, scratch, seeding
 from .data import mnist
 from .lockstep import twin_nets
 from .training import RECIPE, make_torch_step, train_fresh_net
@@ -21,6 +21,12 @@ from .training import RECIPE, make_torch_step, train_fresh_net
 LAYERS = [(784, 120), (120, 256), (256, 10)]
 FORWARD_MACS = sum(i * o for i, o in LAYERS)
 BACKWARD_MACS = FORWARD_MACS + sum(i * o for i, o in LAYERS[1:])
+
+
+def step_flops(batch_size: int) -> int:
+    """Floating-point operations (2 per multiply-add) of one training step's matrix
+    products."""
+    return 2 * (FORWARD_MACS + BACKWARD_MACS) * batch_size
 
 
 def epoch_flops(samples: int = 60_000) -> int:
@@ -41,13 +47,27 @@ def peak_flops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
-def step_seconds(
-    images, labels, batch_size: int, steps: int, repeats: int = 3
-) -> dict[str, float]:
-    """Seconds per training step of the torch autograd step and the scratch step.
+#: The steps :func:`step_seconds` can time: PyTorch's, the hand-written network's, and
+#: the network on the book's autograd engine (:mod:`mnistbook.autograd`).
+STEPS = ("torch autograd", "scratch", "engine")
 
-    Both train from the same weights on the same batches; the repeats are interleaved.
+
+def step_seconds(
+    images,
+    labels,
+    batch_size: int,
+    steps: int,
+    repeats: int = 3,
+    which: tuple[str, ...] = STEPS[:2],
+) -> dict[str, float]:
+    """Seconds per training step of each step named in ``which`` (by default the torch
+    autograd step and the scratch step; add "engine" for the autograd engine's).
+
+    All train from the same weights on the same batches; the repeats are interleaved.
     """
+    unknown = set(which) - set(STEPS)
+    if unknown:
+        raise ValueError(f"step_seconds: which must name steps of {STEPS}, got {which}")
     torch_net, scratch_net = twin_nets(seeding.SEED, device=images.device)
     steps_by_name = {
         "torch autograd": make_torch_step(
@@ -63,6 +83,11 @@ def step_seconds(
             scratch.SGD(scratch_net.parameters, lr=RECIPE.lr, momentum=RECIPE.momentum),
         ),
     }
+    if "engine" in which:
+        steps_by_name["engine"] = autograd.make_engine_step(
+            autograd.engine_copy(torch_net)
+        )
+    steps_by_name = {name: steps_by_name[name] for name in which}
     source = itertools.cycle(
         list(
             itertools.islice(
@@ -124,16 +149,17 @@ def main(argv=None) -> None:
 
     print(
         f"{'batch':>5s} {'torch autograd':>16s} {'scratch':>10s} "
-        f"{'scratch speed-up':>17s} {'lower bound':>12s}"
+        f"{'scratch speed-up':>17s} {'engine':>10s} {'lower bound':>12s}"
     )
     for batch_size in (4, 64):
         steps = max(args.steps * RECIPE.batch_size // batch_size, 50)
-        seconds = step_seconds(images, labels, batch_size, steps)
+        seconds = step_seconds(images, labels, batch_size, steps, which=STEPS)
         epoch = {name: s * samples / batch_size for name, s in seconds.items()}
         print(
             f"{batch_size:5d} {epoch['torch autograd']:14.1f} s "
             f"{epoch['scratch']:8.1f} s "
             f"{epoch['torch autograd'] / epoch['scratch']:16.2f}x "
+            f"{epoch['engine']:8.1f} s "
             f"{flops / peak:10.2f} s"
         )
     print(

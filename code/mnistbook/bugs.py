@@ -46,9 +46,7 @@ def optimizer_ascends():
 
 def backward_handed_activations(self, grad_logits: Tensor) -> None:
     g, self.grads["fc3.W"], self.grads["fc3.b"] = self.fc3.backward(grad_logits)
-    g = self.relu2.backward(
-        self.fc3.x
-    )  # BUG: fc3's input H₂, not the gradient g = ∂L/∂H₂
+    g = self.relu2.backward(self.fc3.x)  # BUG: H₂, not the gradient g = ∂L/∂H₂
     g, self.grads["fc2.W"], self.grads["fc2.b"] = self.fc2.backward(g)
     g = self.relu1.backward(g)
     _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(g, input_grad=False)
@@ -94,8 +92,8 @@ def train_shadowing_loss(
     loss = scratch.CrossEntropyLoss()
     for inputs, labels in batches:
         outputs = net(inputs)
-        loss = loss(outputs, labels)  # BUG: `loss` now names a tensor, not the loss object  # fmt: skip
-        net.backward(loss.backward(outputs, labels))  # so this is torch's Tensor.backward  # fmt: skip
+        loss = loss(outputs, labels)  # BUG: now `loss` names a tensor, not the object
+        net.backward(loss.backward(outputs, labels))  # so this is Tensor.backward
         optimizer.step(net.grads)
 
 
@@ -103,9 +101,8 @@ def train_shadowing_loss(
 
 
 def gradient_not_divided(self, logits: Tensor, labels: Tensor) -> Tensor:
-    return F.softmax(logits) - F.one_hot(
-        labels, logits.shape[1], logits.dtype
-    )  # BUG: no / B
+    one_hot = F.one_hot(labels, logits.shape[1], logits.dtype)
+    return F.softmax(logits) - one_hot  # BUG: no / B
 
 
 def loss_summed(self, logits: Tensor, labels: Tensor) -> Tensor:

@@ -153,3 +153,100 @@ def computational_graph() -> Figure:
     ax.text(0.1, -0.55, "blue: forward pass, top to bottom      "
             "red: backward pass, bottom to top", fontsize=8.5, va="center")
     return fig
+
+
+
+def autograd_graph(root) -> Figure:
+    """The graph an autograd engine recorded for ``root`` (a :class:`mnistbook.autograd.Tensor`).
+
+    Laid out from the record alone: the chain of first operands from ``root`` back runs down
+    the middle (for a network, the data path), and each node's other operands sit to its
+    left, in its row. Every node shows its operation (or name) and shape; the number beside
+    it is its place in the topological order, the red name its backward rule. Grey: tensors
+    that need no gradient."""
+    from .autograd import topological_order
+
+    order = {node: i for i, node in enumerate(topological_order(root), start=1)}
+    spine = [root]
+    while spine[-1].parents:
+        spine.append(spine[-1].parents[0])
+    spine.reverse()  # the first operand of the first operation at the top
+    place = {node: (0, -row) for row, node in enumerate(spine)}
+    leftmost = {-row: 0 for row in range(len(spine))}  # the leftmost column used, per row
+
+    def put_operands(node) -> None:
+        """Place the operands of ``node`` not placed yet to the left, in its row."""
+        row = place[node][1]
+        for parent in node.parents:
+            if parent not in place:
+                leftmost[row] -= 1
+                place[parent] = (leftmost[row], row)
+                put_operands(parent)
+
+    for node in spine:
+        put_operands(node)
+    half_w, half_h = 0.36, 0.23  # of a box, in columns and rows
+
+    def route(node, i: int, parent) -> tuple[tuple, tuple, float]:
+        """(start, end, bend) of the arrow from ``parent`` into operand ``i`` of ``node``."""
+        (px, py), (x, y) = place[parent], place[node]
+        if i == 0 and px == x == 0 and py == y + 1:  # down the spine, one row
+            return (px, py - half_h), (x, y + half_h), 0.0
+        if py == y and px < x:  # from the left, in the same row
+            return (px + half_w, py), (x - half_w, y), 0.0
+        return (px - half_w, py), (x - half_w, y), 0.45 + 0.2 * i  # around, on the left
+
+    edges = [(node, i, parent) for node in place for i, parent in enumerate(node.parents)]
+    detour = max((route(*e)[2] * abs(route(*e)[0][1] - route(*e)[1][1]) / 2 for e in edges),
+                 default=0.0)
+    left, right = min(leftmost.values()) - 0.55 - detour, 1.7
+    rows = 1 - len(spine)
+    inches = 1.6  # per column
+    width = max(inches * (right - left), 4.0)
+    legend = ("number: place in the topological order", "red: backward rule",
+              "grey: needs no gradient")
+    legend = "    ".join(legend) if width > 6 else "\n".join(legend)
+    footer = 0.6 if width > 6 else 0.95  # room for the legend below the last row
+    blue, red, grey = "#2f5d9b", "#b03a2e", "#777777"
+    fig = _figure(width, 0.62 * (0.8 + footer - rows))
+    ax = fig.add_subplot()
+    ax.set_xlim(right - width / inches, right), ax.set_ylim(rows - 0.35 - footer, 0.45)
+    ax.axis("off")
+    for node, (x, y) in place.items():
+        needs = node.requires_grad
+        ax.add_patch(FancyBboxPatch((x - half_w, y - half_h), 2 * half_w, 2 * half_h,
+                                    boxstyle="round,pad=0.02", edgecolor=blue if needs else grey,
+                                    facecolor="#e3edf8" if node.op else "#f4f4f4"))
+        ax.text(x, y + 0.07, node.op or node.name or "leaf", ha="center", va="center",
+                fontsize=9.5, color="black" if needs else grey)
+        ax.text(x, y - 0.12, str(tuple(node.shape)) if node.data.dim() else "scalar",
+                ha="center", va="center", fontsize=7.5, color="#555")
+        if node in order:
+            ax.text(x - half_w - 0.05, y + half_h, str(order[node]), ha="right", va="center",
+                    fontsize=8, color=blue, fontweight="bold")
+        if node.rule is not None:
+            on_spine = x == 0
+            ax.text(x + half_w + 0.06 if on_spine else x, y if on_spine else y - half_h - 0.12,
+                    node.rule.__name__, ha="left" if on_spine else "center", va="center",
+                    fontsize=7.5, color=red)
+    for node, i, parent in edges:
+        start, end, bend = route(node, i, parent)
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9,
+                                     color=blue if parent.requires_grad else grey,
+                                     connectionstyle=f"arc3,rad={bend}", shrinkA=1, shrinkB=1))
+    ax.text(left + 0.05, rows - 0.4, legend, fontsize=7.5, color="#444", va="top")
+    return fig
+
+
+def at_steps(curves: dict[str, dict[int, float]], ylabel: str) -> Figure:
+    """Values recorded after some steps ({step: value}), one line per run, on a log scale."""
+    fig = _figure(7, 3.6)
+    ax = fig.add_subplot()
+    for name, values in curves.items():
+        steps = sorted(values)
+        ax.plot(steps, [values[step] for step in steps], marker="o", markersize=3, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step"), ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig

@@ -303,10 +303,7 @@ def compare(got: Tensor, expected: Tensor, what: str, mistakes: dict | None = No
     if e < tolerance:
         return
     where = f" {on}" if on else ""
-    mistakes = {  # TODO(engine.py): the older form, explanation -> (prediction, section keys)
-        Mistake(k, tuple(SECTIONS[h] for h in v[1])) if isinstance(k, str) else k: v[0] if isinstance(k, str) else v
-        for k, v in (mistakes or {}).items()}
-    fitting = [m for m, prediction in mistakes.items() if matches(got, prediction, max(tolerance, 1e-4))]
+    fitting = [m for m, prediction in (mistakes or {}).items() if matches(got, prediction, max(tolerance, 1e-4))]
     if len(fitting) == 1:
         raise Failure(f"{what} is off{where} (relative error {e:.2g}): {fitting[0].explanation}",
                       mistake=fitting[0])
