@@ -46,10 +46,9 @@ def test_twin_rewrites_references_citations_exercises_and_glued_numbers():
     assert f"[Backpropagation through the network]({colab}/blob/colab/book/backprop.ipynb)" in scratch
     assert "Polyak (1964) and Sutskever et al. (2013)" in scratch
     assert re.search(r"## References\n\n(- .*\n)*- .*Polyak.*\n- .*Sutskever", scratch)
-    exercise = ("exercise “The ReLU in the backward pass (Part 3 of the notebook, its "
-                "Net.backward)”")
+    exercise = "exercise “Warm-up: the ReLU in the backward pass”"
     assert f"[{exercise}]({colab}/blob/colab/book/backprop.ipynb)" in failures
-    assert "> **Exercise: Part 1, Step 4 of the notebook: the softmax derivative**" in softmax
+    assert "> **Exercise: Core: the softmax derivative, case by case**" in softmax
     assert "<details>\n<summary><b>Solution</b></summary>" in softmax
     assert "Goodfellow et al. (2016)" in softmax
     assert "`jac_err_autograd`" in softmax and "{glue" not in softmax

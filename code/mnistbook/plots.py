@@ -250,3 +250,69 @@ def at_steps(curves: dict[str, dict[int, float]], ylabel: str) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     return fig
+
+
+def scalar_graph(values: dict[str, float], grads: dict[str, float]) -> Figure:
+    """The one-input network x → z₁ → h₁ → z₂ → L of the backprop chapter, left to
+    right, with each node's value (blue, forward) and the gradient of L with respect to
+    it (red, backward); the parameters w₁, b₁ feed z₁ and w₂, b₂ feed z₂ from below."""
+    blue, red = "#2f5d9b", "#b03a2e"
+    chain = [("x", "input"), ("z₁", "w₁x + b₁"), ("h₁", "ReLU(z₁)"),
+             ("z₂", "w₂h₁ + b₂"), ("L", "½(z₂ − 1)²")]
+    feeds = {"z₁": ("w₁", "b₁"), "z₂": ("w₂", "b₂")}
+    fig = _figure(7.6, 3.4)
+    ax = fig.add_subplot()
+    ax.set_xlim(-0.3, 10.3), ax.set_ylim(-1.55, 1.75), ax.axis("off")
+    xs = {name: 1.0 + 2.0 * i for i, (name, _) in enumerate(chain)}
+    for name, formula in chain:
+        x = xs[name]
+        ax.add_patch(FancyBboxPatch((x - 0.62, 0.05), 1.24, 0.7,
+                                    boxstyle="round,pad=0.03", facecolor="#e3edf8",
+                                    edgecolor=blue))
+        ax.text(x, 0.52, name, ha="center", va="center", fontsize=11)
+        ax.text(x, 0.24, formula, ha="center", va="center", fontsize=7.5, color="#555")
+        ax.text(x, 0.98, f"{name} = {values[name]:g}", ha="center", va="center",
+                fontsize=9, color=blue)
+        if name in grads:
+            ax.text(x, 1.28, f"∂L/∂{name} = {grads[name]:g}", ha="center", va="center",
+                    fontsize=8.5, color=red)
+    for (a, _), (b, _) in zip(chain, chain[1:]):
+        ax.add_patch(FancyArrowPatch((xs[a] + 0.66, 0.55), (xs[b] - 0.66, 0.55),
+                                     arrowstyle="-|>", mutation_scale=11, color=blue))
+        ax.add_patch(FancyArrowPatch((xs[b] - 0.66, 0.25), (xs[a] + 0.66, 0.25),
+                                     arrowstyle="-|>", mutation_scale=11, color=red))
+    for node, params in feeds.items():
+        for k, p in enumerate(params):
+            x = xs[node] + (k - 0.5) * 1.3
+            ax.text(x, -0.95, f"{p} = {values[p]:g}", ha="center", va="center",
+                    fontsize=8.5, color=blue)
+            ax.text(x, -1.25, f"∂L/∂{p} = {grads[p]:g}", ha="center", va="center",
+                    fontsize=8, color=red)
+            ax.add_patch(FancyArrowPatch((x, -0.8), (xs[node] + (k - 0.5) * 0.6, 0.03),
+                                         arrowstyle="-|>", mutation_scale=9,
+                                         color=blue))
+    ax.text(-0.2, 1.62, "blue: values, computed left to right      "
+            "red: ∂L/∂ each, computed right to left", fontsize=8, va="center")
+    return fig
+
+
+def descent_paths(paths: dict[str, torch.Tensor],
+                  curvature: tuple[float, float]) -> Figure:
+    """Paths (steps × 2) of optimisers on the bowl ½(c₁θ₁² + c₂θ₂²), over its contour
+    lines."""
+    fig = _figure(7, 3.4)
+    ax = fig.add_subplot()
+    every = torch.cat(list(paths.values())).abs()
+    reach_1, reach_2 = float(every[:, 0].max()) * 1.1, float(every[:, 1].max()) * 1.3
+    a, b = np.meshgrid(np.linspace(-reach_1, reach_1, 200),
+                       np.linspace(-reach_2, reach_2, 200))
+    ax.contour(a, b, 0.5 * (curvature[0] * a**2 + curvature[1] * b**2), levels=12,
+               colors="#bbbbbb", linewidths=0.7)
+    for name, path in paths.items():
+        p = path.detach().cpu().numpy()
+        ax.plot(p[:, 0], p[:, 1], marker="o", markersize=2.5, linewidth=1.2, label=name)
+    ax.plot([0], [0], marker="*", markersize=10, color="black", linestyle="none",
+            label="minimum")
+    ax.set_xlabel("θ₁ (flat direction)"), ax.set_ylabel("θ₂ (steep direction)")
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
