@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from chapters import execution_order  # noqa: E402 - the book's one list of executed chapters
 from parallel_execution import KERNEL_MANAGER  # noqa: E402 - the build's kernels
+
 OUTPUT = ROOT / "_build" / "second-execution"
 TIMEOUT = 900  # seconds per cell, as _config.yml's execute.timeout
 
@@ -54,7 +55,9 @@ def same_priority(client: NotebookClient) -> None:
     """Give the kernel this process's priority. A kernel starts a session of its own,
     and where Linux schedules by session (autogroup), a niced parent's priority would
     not hold against the build's kernels: the session's own nice value is set here."""
-    pid = getattr(client.km.provisioner, "pid", None)  # jupyter_client's LocalProvisioner
+    pid = getattr(
+        client.km.provisioner, "pid", None
+    )  # jupyter_client's LocalProvisioner
     try:
         Path(f"/proc/{pid}/autogroup").write_text(str(os.nice(0)))
     except OSError:

@@ -37,11 +37,17 @@ WORK = ROOT / "_build" / "pagespeed"
 LIGHTHOUSE = "lighthouse@12.2.3"
 PAGES = ["book/softmax.html", "book/backprop.html", "book/pytorch.html"]
 CATEGORIES = ["performance", "accessibility", "best-practices", "seo"]
-CHROME_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                "--disable-background-networking --disable-component-update --disable-sync "
-                "--disable-dev-shm-usage")
+CHROME_FLAGS = (
+    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+    "--disable-background-networking --disable-component-update --disable-sync "
+    "--disable-dev-shm-usage"
+)
 COMPRESSED = {".html", ".css", ".js", ".svg", ".json", ".txt", ".ttf", ".map", ".ico"}
-MATHJAX_FILES = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]
+MATHJAX_FILES = [
+    "tex-mml-chtml.js",
+    "output/chtml/fonts/woff-v2",
+    "input/tex/extensions",
+]
 
 
 def lighthouse_cli() -> Path:
@@ -50,8 +56,19 @@ def lighthouse_cli() -> Path:
     cli = prefix / "node_modules" / ".bin" / "lighthouse"
     if not cli.exists():
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "i", "-E", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                        LIGHTHOUSE], check=True)
+        subprocess.run(
+            [
+                "npm",
+                "i",
+                "-E",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(prefix),
+                LIGHTHOUSE,
+            ],
+            check=True,
+        )
     return cli
 
 
@@ -63,22 +80,35 @@ def reference_site() -> Path:
         return html
     if copy.exists():
         shutil.rmtree(copy)
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout.split("\0")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
     for name in filter(None, tracked):
         if (ROOT / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
     config = (copy / "_config.yml").read_text(encoding="utf-8")
     config = re.sub(r"^\s*favicon:.*\n", "", config, flags=re.M)
-    config = config.replace("    fast_book: true\n", "    fast_book: false\n    mathjax_path: mathjax/tex-mml-chtml.js\n", 1)
+    config = config.replace(
+        "    fast_book: true\n",
+        "    fast_book: false\n    mathjax_path: mathjax/tex-mml-chtml.js\n",
+        1,
+    )
     (copy / "_config.yml").write_text(config, encoding="utf-8")
-    shutil.copytree(ROOT / "_build" / ".jupyter_cache", copy / "_build" / ".jupyter_cache")
+    shutil.copytree(
+        ROOT / "_build" / ".jupyter_cache", copy / "_build" / ".jupyter_cache"
+    )
     if (ROOT / "data").exists():
         (copy / "data").symlink_to(ROOT / "data")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    subprocess.run([str(jupyter_book), "build", str(copy)], check=True,
-                   env={**os.environ, "PYTHONPATH": f"{copy / 'code'}:{os.environ.get('PYTHONPATH', '')}"})
+    subprocess.run(
+        [str(jupyter_book), "build", str(copy)],
+        check=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{copy / 'code'}:{os.environ.get('PYTHONPATH', '')}",
+        },
+    )
     _copy_mathjax(html / "_static" / "mathjax")
     return html
 
@@ -104,8 +134,11 @@ class GzipHandler(http.server.SimpleHTTPRequestHandler):
         path = Path(self.translate_path(self.path))
         if path.is_dir():
             path = path / "index.html"
-        if ("gzip" not in self.headers.get("Accept-Encoding", "") or path.suffix not in COMPRESSED
-                or not path.is_file()):
+        if (
+            "gzip" not in self.headers.get("Accept-Encoding", "")
+            or path.suffix not in COMPRESSED
+            or not path.is_file()
+        ):
             return super().send_head()
         body = gzip.compress(path.read_bytes(), 6)
         self.send_response(200)
@@ -127,26 +160,43 @@ def serve(directory: Path) -> str:
 
 
 def measure(cli: Path, url: str, preset: str, out: Path) -> dict:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    command = [str(cli), url, "--quiet", "--output=json", f"--output-path={out}",
-               f"--only-categories={','.join(CATEGORIES)}", f"--chrome-flags={CHROME_FLAGS}"]
+    chromium = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
+    command = [
+        str(cli),
+        url,
+        "--quiet",
+        "--output=json",
+        f"--output-path={out}",
+        f"--only-categories={','.join(CATEGORIES)}",
+        f"--chrome-flags={CHROME_FLAGS}",
+    ]
     if preset == "desktop":
         command.append("--preset=desktop")
     subprocess.run(command, check=True, env={**os.environ, "CHROME_PATH": chromium})
     report = json.loads(out.read_text(encoding="utf-8"))
     audits = report["audits"]
-    return {**{c: round(100 * report["categories"][c]["score"]) for c in CATEGORIES},
-            "FCP s": audits["first-contentful-paint"]["numericValue"] / 1000,
-            "LCP s": audits["largest-contentful-paint"]["numericValue"] / 1000,
-            "TBT ms": audits["total-blocking-time"]["numericValue"],
-            "KB": audits["total-byte-weight"]["numericValue"] / 1024}
+    return {
+        **{c: round(100 * report["categories"][c]["score"]) for c in CATEGORIES},
+        "FCP s": audits["first-contentful-paint"]["numericValue"] / 1000,
+        "LCP s": audits["largest-contentful-paint"]["numericValue"] / 1000,
+        "TBT ms": audits["total-blocking-time"]["numericValue"],
+        "KB": audits["total-byte-weight"]["numericValue"] / 1024,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", nargs="+", default=PAGES)
-    parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per cell; medians shown")
-    parser.add_argument("--smoke", action="store_true", help="one page, mobile, one run, no reference")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="Lighthouse runs per cell; medians shown"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="one page, mobile, one run, no reference"
+    )
     args = parser.parse_args()
     book = ROOT / "_build" / "html"
     if not (book / "book" / "index.html").is_file():
@@ -159,25 +209,50 @@ def main() -> None:
         sites["JB defaults"], presets = serve(reference_site()), ("mobile", "desktop")
     reports = WORK / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    columns = ["performance", "accessibility", "best-practices", "seo", "FCP s", "LCP s", "TBT ms", "KB"]
+    columns = [
+        "performance",
+        "accessibility",
+        "best-practices",
+        "seo",
+        "FCP s",
+        "LCP s",
+        "TBT ms",
+        "KB",
+    ]
     print("| page | preset | site | " + " | ".join(columns) + " |")
     print("|---|---|---|" + "---:|" * len(columns))
     lcp = {}
     for page in args.pages:
         for preset in presets:
             for name, base in sites.items():
-                runs = [measure(cli, base + page, preset, reports /
-                                f"{Path(page).stem}-{preset}-{name.replace(' ', '-')}-{run}.json")
-                        for run in range(args.runs)]
-                row = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                runs = [
+                    measure(
+                        cli,
+                        base + page,
+                        preset,
+                        reports
+                        / f"{Path(page).stem}-{preset}-{name.replace(' ', '-')}-{run}.json",
+                    )
+                    for run in range(args.runs)
+                ]
+                row = {
+                    key: statistics.median(run[key] for run in runs) for key in runs[0]
+                }
                 lcp[page, preset, name] = row["LCP s"]
-                cells = [f"{row[c]:.2f}" if c.endswith(" s") else
-                         f"{row[c]:.0f}" for c in columns]
-                print(f"| {page} | {preset} | {name} | " + " | ".join(cells) + " |", flush=True)
+                cells = [
+                    f"{row[c]:.2f}" if c.endswith(" s") else f"{row[c]:.0f}"
+                    for c in columns
+                ]
+                print(
+                    f"| {page} | {preset} | {name} | " + " | ".join(cells) + " |",
+                    flush=True,
+                )
     print()
     for page in args.pages if len(sites) > 1 else []:
         ratio = lcp[page, "mobile", "JB defaults"] / lcp[page, "mobile", "book"]
-        print(f"{page}: mobile LCP {ratio:.1f}x faster than with Jupyter Book's defaults")
+        print(
+            f"{page}: mobile LCP {ratio:.1f}x faster than with Jupyter Book's defaults"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Run: ``python benchmarks/workbook_checks.py`` (``--no-training`` skips the train
 """
 
 import argparse
+import functools
 import importlib
 import time
 
@@ -38,33 +39,45 @@ def answer(exercise):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-training", action="store_true", help="skip the training check")
-    parser.add_argument("--smoke", action="store_true", help="each quick check once, no training")
+    parser.add_argument(
+        "--no-training", action="store_true", help="skip the training check"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="each quick check once, no training"
+    )
     args = parser.parse_args(argv)
     repeats = 1 if args.smoke else 3
     torch.set_num_threads(1)
     images, labels = mnist_tensors(train=False)
     X, y = images[:32].double().reshape(32, 784), labels[:32]
-    reference = best_of(lambda: gradcheck.check_net(scratch.Net(dtype=torch.float64),
-                                                    scratch.CrossEntropyLoss(), X, y), repeats)
+    reference = best_of(
+        lambda: gradcheck.check_net(
+            scratch.Net(dtype=torch.float64), scratch.CrossEntropyLoss(), X, y
+        ),
+        repeats,
+    )
     print(f"{'':45s} {'first call':>10s} {'best of ' + str(repeats):>10s}")
-    print(f"{'reference: gradcheck.check_net, 32 images':45s} {'':10s} {1000 * reference:7.1f} ms")
+    print(
+        f"{'reference: gradcheck.check_net, 32 images':45s} {'':10s} {1000 * reference:7.1f} ms"
+    )
     slow = [e for e in EXERCISES.values() if e.time_limit > 60]
     for exercise in EXERCISES.values():
         if exercise in slow or not exercise.solution:
             continue
-        check = exercise.check
-        book = answer(exercise)
-        first = seconds(lambda: check(book))
-        result = check(book)
+        run = functools.partial(exercise.check, answer(exercise))
+        first = seconds(run)
+        result = run()
         assert result.passed, result
-        print(f"{exercise.name:45s} {1000 * first:7.1f} ms "
-              f"{1000 * best_of(lambda: check(book), repeats):7.1f} ms")
+        print(
+            f"{exercise.name:45s} {1000 * first:7.1f} ms {1000 * best_of(run, repeats):7.1f} ms"
+        )
     if not (args.no_training or args.smoke):
         for exercise in slow:
             start = time.perf_counter()
             result = exercise.check(answer(exercise))
-            print(f"{exercise.name + ' (once)':45s} {time.perf_counter() - start:7.1f} s   {result.message}")
+            print(
+                f"{exercise.name + ' (once)':45s} {time.perf_counter() - start:7.1f} s   {result.message}"
+            )
 
 
 if __name__ == "__main__":

@@ -42,14 +42,19 @@ import repository  # noqa: E402
 
 WORKFLOW = HERE / ".github" / "workflows" / "classroom.yml"
 #: GitHub Classroom's actions, pinned to the commits of their release tags.
-COMMAND_GRADER = ("classroom-resources/autograding-command-grader"
-                  "@d5b3fa6f50f7f629b7bfae0cc3e4c58852b412d5 # v1")
-REPORTER = ("classroom-resources/autograding-grading-reporter"
-            "@d13b5912daf5042ac1b71bc38bdb4a6bcd61d8ca # v1")
+COMMAND_GRADER = (
+    "classroom-resources/autograding-command-grader"
+    "@d5b3fa6f50f7f629b7bfae0cc3e4c58852b412d5 # v1"
+)
+REPORTER = (
+    "classroom-resources/autograding-grading-reporter"
+    "@d13b5912daf5042ac1b71bc38bdb4a6bcd61d8ca # v1"
+)
 POINTS = 10  # per check
 REPORT = "grades.xml"
 SOLUTION = re.compile(  # as book/_ext/colab_notebooks.py folds a solution
-    r"\n*<details>\n<summary><b>Solution</b></summary>.*?</details>\n*", re.DOTALL)
+    r"\n*<details>\n<summary><b>Solution</b></summary>.*?</details>\n*", re.DOTALL
+)
 GITIGNORE = "data/\ngrades.xml\n__pycache__/\n.ipynb_checkpoints/\n"
 
 
@@ -67,7 +72,8 @@ def workflow() -> str:
     """The autograding workflow: the grader once, then a step per check, awarding its
     points, then the report of the total to GitHub Classroom."""
     checks = list(EXERCISES)
-    steps = "".join(f"""
+    steps = "".join(
+        f"""
       - name: {check}
         id: {check}
         uses: {COMMAND_GRADER}
@@ -76,9 +82,13 @@ def workflow() -> str:
           command: python -m mnistbook.workbook passed {REPORT} {check}
           timeout: 1
           max-score: {POINTS}
-""" for check in checks)
-    results = "".join(f"\n          {check.upper()}_RESULTS: "
-                      f"${{{{ steps.{check}.outputs.result }}}}" for check in checks)
+"""
+        for check in checks
+    )
+    results = "".join(
+        f"\n          {check.upper()}_RESULTS: ${{{{ steps.{check}.outputs.result }}}}"
+        for check in checks
+    )
     return f"""\
 # Autograding of the workbook, written by classroom/starter.py from the book's
 # list of checks: change that, not this file. On every push the book's grader runs
@@ -154,21 +164,26 @@ def notebook(page: str, book: colab_notebooks.Book) -> str:
         text = "".join(text) if isinstance(text, list) else text
         cell["source"] = SOLUTION.sub("\n\n", text).strip("\n")
         if "Solution</b>" in cell["source"]:
-            raise ValueError(f"{page}: a solution is left in the notebook (has the "
-                             "twins' format changed? book/_ext/colab_notebooks.py)")
-    twin["cells"] = [c for c in twin["cells"]
-                     if c["cell_type"] != "markdown" or c["source"]]
+            raise ValueError(
+                f"{page}: a solution is left in the notebook (has the "
+                "twins' format changed? book/_ext/colab_notebooks.py)"
+            )
+    twin["cells"] = [
+        c for c in twin["cells"] if c["cell_type"] != "markdown" or c["source"]
+    ]
     return json.dumps(twin, indent=1, ensure_ascii=False) + "\n"
 
 
 def requirements(where: repository.Repository) -> str:
     pinned_in_book = (ROOT / "requirements.in").read_text()
     pins = re.findall(r"^(torch(?:vision)?==\S+)", pinned_in_book, re.MULTILINE)
-    return ("# The book's package (the workbook's checks and its grader) from the\n"
-            "# commit this starter was made from; PyTorch's CPU-only wheels (no GPU).\n"
-            "--extra-index-url https://download.pytorch.org/whl/cpu\n"
-            + "".join(f"{pin}\n" for pin in pins)
-            + f"mnistbook @ {where.pip_url}\n")
+    return (
+        "# The book's package (the workbook's checks and its grader) from the\n"
+        "# commit this starter was made from; PyTorch's CPU-only wheels (no GPU).\n"
+        "--extra-index-url https://download.pytorch.org/whl/cpu\n"
+        + "".join(f"{pin}\n" for pin in pins)
+        + f"mnistbook @ {where.pip_url}\n"
+    )
 
 
 def write(out: Path, where: repository.Repository) -> list[Path]:
@@ -176,12 +191,13 @@ def write(out: Path, where: repository.Repository) -> list[Path]:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty")
     book = colab_notebooks.Book.read(BOOK, where)
-    files = {out / "README.md": (HERE / "README.md").read_text(encoding="utf-8"),
-             out / "requirements.txt": requirements(where),
-             out / ".gitignore": GITIGNORE,
-             out / ".github" / "workflows" / "classroom.yml": workflow(),
-             **{out / f"{page}.ipynb": notebook(page, book)
-                for page in workbook_pages()}}
+    files = {
+        out / "README.md": (HERE / "README.md").read_text(encoding="utf-8"),
+        out / "requirements.txt": requirements(where),
+        out / ".gitignore": GITIGNORE,
+        out / ".github" / "workflows" / "classroom.yml": workflow(),
+        **{out / f"{page}.ipynb": notebook(page, book) for page in workbook_pages()},
+    }
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -191,12 +207,20 @@ def write(out: Path, where: repository.Repository) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, help="the folder to write it into")
-    parser.add_argument("--repository", default="",
-                        help="the book's repository, https://github.com/OWNER/NAME")
-    parser.add_argument("--ref", help="the commit (or tag) of the book to install "
-                        "(default: the checkout's)")
-    parser.add_argument("--workflow", action="store_true",
-                        help=f"rewrite {WORKFLOW.relative_to(ROOT)} only")
+    parser.add_argument(
+        "--repository",
+        default="",
+        help="the book's repository, https://github.com/OWNER/NAME",
+    )
+    parser.add_argument(
+        "--ref",
+        help="the commit (or tag) of the book to install (default: the checkout's)",
+    )
+    parser.add_argument(
+        "--workflow",
+        action="store_true",
+        help=f"rewrite {WORKFLOW.relative_to(ROOT)} only",
+    )
     args = parser.parse_args(argv)
     if args.workflow:
         WORKFLOW.parent.mkdir(parents=True, exist_ok=True)
@@ -207,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name the folder to write the starter into, or pass --workflow")
     where = repository.derive(args.repository, dict(os.environ), ROOT)
     if where is None:
-        parser.error("no repository found (no GitHub 'origin' remote): pass "
-                     "--repository https://github.com/OWNER/NAME")
+        parser.error(
+            "no repository found (no GitHub 'origin' remote): pass "
+            "--repository https://github.com/OWNER/NAME"
+        )
     if args.ref:
         where = repository.Repository(where.url, args.ref, where.colab_branch)
     for path in write(args.out, where):

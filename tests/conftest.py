@@ -7,7 +7,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))  # the book's Sphinx extensions, for their tests
+sys.path.insert(
+    0, str(ROOT / "book" / "_ext")
+)  # the book's Sphinx extensions, for their tests
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -9,6 +9,7 @@ import matplotlib.patches
 import pytest
 import torch
 import torch.nn.functional as TF
+
 from mnistbook import (
     autograd,
     batches,

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
-from mnistbook import batches, data, seeding
 from torch.utils.data import DataLoader, TensorDataset
+
+from mnistbook import batches, data, seeding
 
 
 def epochs_of(source, epochs: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:

@@ -31,8 +31,13 @@ def test_the_workbook_benchmark_runs_in_its_smoke_mode():
     """Every registered check, timed once on the book's own answer (which must pass)."""
     from mnistbook.workbook import EXERCISES
 
-    result = subprocess.run([sys.executable, "benchmarks/workbook_checks.py", "--smoke"],
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/workbook_checks.py", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     quick = [e.name for e in EXERCISES.values() if e.time_limit <= 60 and e.solution]
     assert all(f"\n{name} " in result.stdout for name in quick), result.stdout

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from chapters import is_notebook  # book/_ext, on sys.path via conftest
 from html_pages import scripts_of, styles_of
 from repository import derive
@@ -28,16 +29,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 DESKTOP, PHONE = (1280, 900), (390, 844)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def _pages() -> list[str]:
     if not (SITE / "book" / "index.html").is_file():
         return []
-    return sorted(str(p.relative_to(SITE)) for p in SITE.rglob("*.html")
-                  if not p.relative_to(SITE).parts[0].startswith(("_", ".")))
+    return sorted(
+        str(p.relative_to(SITE))
+        for p in SITE.rglob("*.html")
+        if not p.relative_to(SITE).parts[0].startswith(("_", "."))
+    )
 
 
 pytestmark = pytest.mark.built_book
@@ -75,17 +87,28 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    chromium = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     driver_path = shutil.which("chromedriver")
     if not (chromium and driver_path):
-        pytest.fail("chromium and chromedriver are needed (bash .ci/browser-deps installs them): "
-                    f"found chromium={chromium}, chromedriver={driver_path}")
+        pytest.fail(
+            "chromium and chromedriver are needed (bash .ci/browser-deps installs them): "
+            f"found chromium={chromium}, chromedriver={driver_path}"
+        )
     profile = tempfile.mkdtemp(prefix="book-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}", "--window-size=%d,%d" % DESKTOP]:
+    for flag in CHROMIUM_FLAGS + [
+        f"--user-data-dir={profile}",
+        "--window-size=%d,%d" % DESKTOP,
+    ]:
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    options.set_capability(
+        "goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"}
+    )
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
     yield driver
@@ -102,8 +125,11 @@ def _load(driver, url: str, mode: str | None = None) -> None:
         # the theme's script, which the page loads after its load event, stores the mode it
         # found: let it finish before storing ours, or it may overwrite ours
         driver.execute_script(READY)
-        driver.execute_script("localStorage.setItem('mode', arguments[0]);"
-                              "localStorage.setItem('theme', arguments[0]);", mode)
+        driver.execute_script(
+            "localStorage.setItem('mode', arguments[0]);"
+            "localStorage.setItem('theme', arguments[0]);",
+            mode,
+        )
         driver.get_log("browser"), driver.get_log("performance")
         driver.refresh()
     driver.execute_script(READY)
@@ -126,8 +152,11 @@ return Promise.all([document.fonts.ready, scripts, ...images, ...sheets]).then((
 
 
 def _problems(driver) -> list[str]:
-    return [f"{entry['level']}: {entry['message']}" for entry in driver.get_log("browser")
-            if entry["level"] in ("SEVERE", "WARNING")]
+    return [
+        f"{entry['level']}: {entry['message']}"
+        for entry in driver.get_log("browser")
+        if entry["level"] in ("SEVERE", "WARNING")
+    ]
 
 
 def _requests(driver) -> list[str]:
@@ -146,8 +175,11 @@ def _shot(driver, name: str) -> None:
 
 def _shot_at(driver, selector: str, name: str) -> None:
     """A screenshot with the first element matching selector at the top, if the page has one."""
-    if driver.execute_script("const e = document.querySelector(arguments[0]);"
-                             "if (e) e.scrollIntoView(); return !!e;", selector):
+    if driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "if (e) e.scrollIntoView(); return !!e;",
+        selector,
+    ):
         _shot(driver, name)
 
 
@@ -212,7 +244,11 @@ def test_page_loads_clean_and_local(site, visit, page, mode):
     """No console error or warning and no request outside the site, in light and dark mode."""
     found = visit(page, mode)
     assert found["theme"] == mode
-    outside = [url for url in found["requests"] if not url.startswith((site, "data:", "about:"))]
+    outside = [
+        url
+        for url in found["requests"]
+        if not url.startswith((site, "data:", "about:"))
+    ]
     assert not found["problems"], f"{page} ({mode}) logged: {found['problems']}"
     assert not outside, f"{page} ({mode}) requested outside the site: {outside}"
 
@@ -239,8 +275,14 @@ def test_images_load_and_have_alt_text(visit, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_code_fits_the_column_on_a_desktop(visit, page):
     """At the default desktop width a code block or output of <= 88 columns never scrolls."""
-    wide = [line for line in visit(page, "light")["overflowing"] if len(line) <= WRAP_COLUMNS]
-    assert not wide, f"{page}: {WRAP_COLUMNS}-column code wider than the text column: {wide}"
+    wide = [
+        line
+        for line in visit(page, "light")["overflowing"]
+        if len(line) <= WRAP_COLUMNS
+    ]
+    assert not wide, (
+        f"{page}: {WRAP_COLUMNS}-column code wider than the text column: {wide}"
+    )
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
@@ -248,7 +290,9 @@ def test_code_fits_the_column_on_a_desktop(visit, page):
 def test_phone_layout(visit, page, mode):
     """At 390 px the page itself never scrolls sideways (code and equations scroll inside)."""
     page_width, window = visit(page, mode, PHONE)["widths"]
-    assert page_width <= window, f"{page}: page {page_width} px wide in a {window} px window"
+    assert page_width <= window, (
+        f"{page}: page {page_width} px wide in a {window} px window"
+    )
 
 
 def test_solution_dropdown_opens(site, browser):
@@ -272,9 +316,16 @@ def test_search_finds_jacobian(site, browser):
 
     _load(browser, site + "search.html?q=Jacobian")
     WebDriverWait(browser, 30).until(
-        ready.presence_of_element_located((By.CSS_SELECTOR, "#search-results ul.search li")))
-    found = [a.get_attribute("href") for a in
-             browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a")]
+        ready.presence_of_element_located(
+            (By.CSS_SELECTOR, "#search-results ul.search li")
+        )
+    )
+    found = [
+        a.get_attribute("href")
+        for a in browser.find_elements(
+            By.CSS_SELECTOR, "#search-results ul.search li a"
+        )
+    ]
     assert any("book/softmax.html" in href for href in found), found
 
 
@@ -295,7 +346,11 @@ def test_site_ships_typeset_math_and_no_math_script():
         pytest.fail(f"no built site in {SITE}: run the README's build command first")
     page = (SITE / "book" / "softmax.html").read_text(encoding="utf-8")
     assert "<mjx-container" in page and "<mjx-assistive-mml" in page
-    assert 'mjx-container[jax="SVG"]' in styles_of(page), "the equations' stylesheet, in the page"
+    assert 'mjx-container[jax="SVG"]' in styles_of(page), (
+        "the equations' stylesheet, in the page"
+    )
     for html in map(SITE.joinpath, PAGES):
         scripts = scripts_of(html.read_text(encoding="utf-8"))
-        assert not [s for s in scripts if re.search(r"mathjax|fontawesome|thebe", s, re.I)], html
+        assert not [
+            s for s in scripts if re.search(r"mathjax|fontawesome|thebe", s, re.I)
+        ], html

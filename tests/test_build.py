@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from html_pages import scripts_of, styles_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,13 @@ kernelspec:
 """
 
 
-def make_book(folder: Path, chapter_text: str, *more_chapters: str, fast: bool = True,
-              index: str = "# A test book\n") -> Path:
+def make_book(
+    folder: Path,
+    chapter_text: str,
+    *more_chapters: str,
+    fast: bool = True,
+    index: str = "# A test book\n",
+) -> Path:
     """A book with the real configuration and extensions, chapters ``chapter``, ``chapter2``, …
     and one package, probe. ``fast=False`` builds it with the speed switch off (no V8, no font
     subsetting, chapters executed one after another), enough for what most tests look at."""
@@ -50,7 +56,9 @@ def make_book(folder: Path, chapter_text: str, *more_chapters: str, fast: bool =
     shutil.copy(ROOT / "book" / "references.bib", folder / "book")
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["sphinx"]["config"].update(
-        package_fingerprint_package="probe", parallel_execution_workers=2, fast_book=fast
+        package_fingerprint_package="probe",
+        parallel_execution_workers=2,
+        fast_book=fast,
     )
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     names = ["chapter"] + [f"chapter{i}" for i in range(2, len(more_chapters) + 2)]
@@ -84,22 +92,31 @@ CELL = "```{code-cell} ipython3\n%s\n```\n"
 
 
 def test_a_failing_cell_fails_the_build(tmp_path):
-    book = make_book(tmp_path, "# Broken\n\n" + CELL % "print('before')\n1 / 0", fast=False)
+    book = make_book(
+        tmp_path, "# Broken\n\n" + CELL % "print('before')\n1 / 0", fast=False
+    )
     result = build(book)
     assert result.returncode != 0
     assert "ZeroDivisionError" in result.stdout + result.stderr
 
 
 def test_a_warning_in_a_cell_and_a_dead_link_each_fail_the_build(tmp_path):
-    book = make_book(tmp_path, "# Warns\n\n" + CELL % "import warnings\nwarnings.warn('careful')", fast=False,
-                     index="# A test book\n\n<p>See <a href=\"../missing.pdf\">the missing file</a>.</p>\n")
+    book = make_book(
+        tmp_path,
+        "# Warns\n\n" + CELL % "import warnings\nwarnings.warn('careful')",
+        fast=False,
+        index='# A test book\n\n<p>See <a href="../missing.pdf">the missing file</a>.</p>\n',
+    )
     result = build(book)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     # the cell's warning goes to stderr, which -W turns into a build error
     warning = r"book/chapter\.md:\d+: WARNING: stderr was found in the cell outputs of cell \d+"
     assert re.search(warning, output), output[-3000:]
-    assert "book/index.html: the link '../missing.pdf' points at no file of the built site" in output
+    assert (
+        "book/index.html: the link '../missing.pdf' points at no file of the built site"
+        in output
+    )
 
 
 def test_package_change_reexecutes_and_prose_edit_uses_the_cache(tmp_path):
@@ -138,7 +155,10 @@ def test_package_change_reexecutes_and_prose_edit_uses_the_cache(tmp_path):
 
 
 # Each chapter notes when its kernel ran; executed one after the other, the spans cannot overlap.
-SPAN = CELL % "import time\nstart = time.time()\ntime.sleep(3)\nprint('span', start, time.time())"
+SPAN = (
+    CELL
+    % "import time\nstart = time.time()\ntime.sleep(3)\nprint('span', start, time.time())"
+)
 MATH = "Inline $a^2 + b^2 = c^2$ and displayed\n\n$$\nE = mc^2\n$$\n"
 CONDITIONAL = """# A test book
 
@@ -168,8 +188,12 @@ def fast_book(tmp_path_factory):
     """One successful build, with the speed switch on, of a book with two slow chapters, math,
     and text that depends on what the build produced; outside a git checkout, with no
     repository and no PDF edition."""
-    book = make_book(tmp_path_factory.mktemp("fast"), "# Slow\n\n" + MATH + SPAN, "# Slow too\n\n" + SPAN,
-                     index=CONDITIONAL)
+    book = make_book(
+        tmp_path_factory.mktemp("fast"),
+        "# Slow\n\n" + MATH + SPAN,
+        "# Slow too\n\n" + SPAN,
+        index=CONDITIONAL,
+    )
     result = build(book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return book, result
@@ -189,25 +213,39 @@ def test_chapters_missing_from_the_cache_execute_side_by_side(fast_book):
 def test_pages_say_only_what_the_build_produced(fast_book):
     book, _ = fast_book
     index = html(book, "index")
-    assert "Built without its PDF edition." in index and "mnist-two-ways.pdf" not in index
+    assert (
+        "Built without its PDF edition." in index and "mnist-two-ways.pdf" not in index
+    )
     assert "Built without a repository." in index and "Colab" not in index
     assert "report-error" not in index and "colab.research.google.com" not in html(book)
     assert "built outside a git checkout" in html(book)
-    assert "the outputs of this chapter were computed on" in html(book) and "by this build" in html(book)
-    assert re.search(r"Slow too</p></td>\s*<td><p>20\d\d-\d\d-\d\d \d\d:\d\d</p></td>\s*<td><p>this build", index)
+    assert "the outputs of this chapter were computed on" in html(
+        book
+    ) and "by this build" in html(book)
+    assert re.search(
+        r"Slow too</p></td>\s*<td><p>20\d\d-\d\d-\d\d \d\d:\d\d</p></td>\s*<td><p>this build",
+        index,
+    )
 
 
 def test_a_pdf_built_since_brings_its_link_and_its_file(fast_book, tmp_path):
     book = tmp_path / "book"
     shutil.copytree(fast_book[0], book)
     (book / "_build" / "latex").mkdir(exist_ok=True)
-    (book / "_build" / "latex" / "mnist-two-ways.pdf").write_bytes(b"%PDF-1.4")  # _config.yml's name
+    (book / "_build" / "latex" / "mnist-two-ways.pdf").write_bytes(
+        b"%PDF-1.4"
+    )  # _config.yml's name
     result = build(book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     index = html(book, "index")
-    assert '<a href="../mnist-two-ways.pdf">PDF edition</a>' in index and "Built without its PDF" not in index
+    assert (
+        '<a href="../mnist-two-ways.pdf">PDF edition</a>' in index
+        and "Built without its PDF" not in index
+    )
     assert (book / "_build" / "html" / "mnist-two-ways.pdf").read_bytes() == b"%PDF-1.4"
-    assert "Executing notebook" not in result.stdout  # the chapters' outputs come from the cache
+    assert (
+        "Executing notebook" not in result.stdout
+    )  # the chapters' outputs come from the cache
 
 
 def test_math_arrives_typeset_and_no_script_is_needed_or_fetched(fast_book):
@@ -217,20 +255,31 @@ def test_math_arrives_typeset_and_no_script_is_needed_or_fetched(fast_book):
     assert "<mjx-assistive-mml" in page, "a MathML copy for screen readers"
     assert "a^2 + b^2" not in page, "raw TeX left for a script to typeset"
     sources = scripts_of(page)
-    assert any("pydata-sphinx-theme.js" in src for src in sources), sources  # all are found
+    assert any("pydata-sphinx-theme.js" in src for src in sources), (
+        sources
+    )  # all are found
     remote = [src for src in sources if re.match(r"(https?:)?//", src)]
     assert not remote, f"the page loads scripts from elsewhere: {remote}"
     math = [src for src in sources if re.search(r"mathjax|katex", src, re.I)]
     assert not math, f"a math script is still loaded: {math}"
-    assert 'mjx-container[jax="SVG"]' in styles_of(page), "the equations' stylesheet, in the page"
+    assert 'mjx-container[jax="SVG"]' in styles_of(page), (
+        "the equations' stylesheet, in the page"
+    )
 
 
 def test_the_book_builds_with_its_speed_switch_off(tmp_path):
-    book = make_book(tmp_path, "# Math\n\n" + MATH + CELL % "print('ran')", fast=False, index=CONDITIONAL)
+    book = make_book(
+        tmp_path,
+        "# Math\n\n" + MATH + CELL % "print('ran')",
+        fast=False,
+        index=CONDITIONAL,
+    )
     result = build(book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[parallel_execution]" not in result.stdout and "ran" in html(book)
-    assert "<mjx-container" not in html(book) and "a^2 + b^2" in html(book)  # MathJax, in the browser
+    assert "<mjx-container" not in html(book) and "a^2 + b^2" in html(
+        book
+    )  # MathJax, in the browser
 
 
 def test_a_failing_chapter_executed_side_by_side_still_fails_the_build(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+
 from chapters import executed  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,7 @@ def built(name: str):
     """The build's execution of ``name`` (from its execution cache), made with the current
     package."""
     from jupyter_cache import get_cache
+
     from package_fingerprint import (
         STAMP,
         fingerprint,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+
 from mnistbook import data, paths
 from mnistbook.batches import mnist_tensors
 
@@ -39,8 +40,10 @@ def test_data_root_follows_the_environment_variable(monkeypatch, tmp_path):
 @pytest.fixture
 def offline(monkeypatch):
     """No network: every URL open fails as it does on a machine without internet."""
+
     def refuse(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
@@ -82,7 +85,9 @@ def test_corrupt_archive_is_named_with_its_checksum(tmp_path, offline):
     assert "train-labels-idx1-ubyte.gz   ok" in message
 
 
-def test_no_half_written_files_survive_a_failed_extraction(tmp_path, offline, monkeypatch):
+def test_no_half_written_files_survive_a_failed_extraction(
+    tmp_path, offline, monkeypatch
+):
     _stage(tmp_path)
     before = sorted(p.name for p in _raw(tmp_path).iterdir())
     real_write = Path.write_bytes
@@ -90,7 +95,9 @@ def test_no_half_written_files_survive_a_failed_extraction(tmp_path, offline, mo
 
     def write_then_fail(path, payload):
         calls.append(path)
-        if len(calls) == 2:  # the second archive: write part of it, then the disk "fills up"
+        if (
+            len(calls) == 2
+        ):  # the second archive: write part of it, then the disk "fills up"
             real_write(path, payload[:100])
             raise OSError(28, "No space left on device")
         return real_write(path, payload)
@@ -128,7 +135,9 @@ def test_partial_download_is_removed(tmp_path, monkeypatch):
         raise urllib.error.URLError("connection reset")
 
     monkeypatch.setattr(torchvision.datasets.utils, "_urlretrieve", partial_download)
-    monkeypatch.setattr(torchvision.datasets.utils, "_get_redirect_url", lambda url, max_hops: url)
+    monkeypatch.setattr(
+        torchvision.datasets.utils, "_get_redirect_url", lambda url, max_hops: url
+    )
     with pytest.raises(data.MNISTUnavailableError):
         data.mnist(train=True, root=tmp_path)
     assert not (tmp_path / "MNIST").exists()

@@ -23,8 +23,10 @@ def test_tensors():
         assert (loss.item(), wt.grad.item(), bt.grad.item()) == expected
     # ex-tensors-count
     assert sum(p.numel() for p in nn.Linear(120, 256).parameters()) == 30_976
-    sizes = [sum(p.numel() for p in layer.parameters())
-             for layer in (model.Net().fc1, model.Net().fc2, model.Net().fc3)]
+    sizes = [
+        sum(p.numel() for p in layer.parameters())
+        for layer in (model.Net().fc1, model.Net().fc2, model.Net().fc3)
+    ]
     assert sizes == [94_200, 30_976, 2_570] and sum(sizes) == 127_746
     # ex-tensors-accumulate: k backward calls add 8 each
     w = torch.tensor(3.0, requires_grad=True)
@@ -51,18 +53,35 @@ def test_next():
 
 def test_backprop():
     def network(x, target):
-        p = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True)
-             for n, v in (("w1", 0.5), ("b1", -0.5), ("w2", 3.0), ("b2", 1.0))}
+        p = {
+            n: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+            for n, v in (("w1", 0.5), ("b1", -0.5), ("w2", 3.0), ("b2", 1.0))
+        }
         z1 = p["w1"] * x + p["b1"]
         z2 = p["w2"] * TF.relu(z1) + p["b2"]
         loss = 0.5 * (z2 - target) ** 2
         loss.backward()
-        return z1.item(), z2.item(), loss.item(), {n: t.grad.item() for n, t in p.items()}
+        return (
+            z1.item(),
+            z2.item(),
+            loss.item(),
+            {n: t.grad.item() for n, t in p.items()},
+        )
 
     # section "Backpropagation by hand on numbers"
-    assert network(2.0, 1.0) == (0.5, 2.5, 1.125, {"w1": 9.0, "b1": 4.5, "w2": 0.75, "b2": 1.5})
+    assert network(2.0, 1.0) == (
+        0.5,
+        2.5,
+        1.125,
+        {"w1": 9.0, "b1": 4.5, "w2": 0.75, "b2": 1.5},
+    )
     # ex-bp-numbers: x = −1, target 1, then target 2
-    assert network(-1.0, 1.0) == (-1.0, 1.0, 0.0, {"w1": 0.0, "b1": 0.0, "w2": 0.0, "b2": 0.0})
+    assert network(-1.0, 1.0) == (
+        -1.0,
+        1.0,
+        0.0,
+        {"w1": 0.0, "b1": 0.0, "w2": 0.0, "b2": 0.0},
+    )
     assert network(-1.0, 2.0)[3] == {"w1": 0.0, "b1": 0.0, "w2": 0.0, "b2": -1.0}
     # ex-bp-shapes, B = 16
     net = model.Net()
@@ -70,15 +89,18 @@ def test_backprop():
     h1 = TF.relu(net.fc1(x))
     h2 = TF.relu(net.fc2(h1))
     G3 = torch.zeros(16, 10)
-    assert tuple((G3.T @ h2).shape) == (10, 256) and tuple((G3 @ net.fc3.weight).shape) == (16, 256)
+    assert tuple((G3.T @ h2).shape) == (10, 256) and tuple(
+        (G3 @ net.fc3.weight).shape
+    ) == (16, 256)
     assert tuple((torch.zeros(16, 256).T @ h1).shape) == (256, 120)
 
 
 def test_softmax():
     # section "What p − y says" and ex-softmax-pmy-hand
     p = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)
-    assert (p - torch.tensor([1.0, 0, 0], dtype=torch.float64)).tolist() == pytest.approx(
-        [-0.3, 0.2, 0.1])
+    assert (
+        p - torch.tensor([1.0, 0, 0], dtype=torch.float64)
+    ).tolist() == pytest.approx([-0.3, 0.2, 0.1])
     p = torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64)
     grad = p - torch.tensor([0.0, 0, 1], dtype=torch.float64)
     assert grad.tolist() == pytest.approx([0.1, 0.6, -0.7])

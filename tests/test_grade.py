@@ -61,7 +61,7 @@ BOMB_STOPPED = "(started more than 16 processes|used more than 4 GB of memory)"
 
 # ---- the class ---------------------------------------------------------------------
 
-INDEPENDENT = '''
+INDEPENDENT = """
 import torch
 import torch.nn.functional as TF
 
@@ -149,18 +149,22 @@ def make_scratch_step(net, criterion, optimizer):
         optimizer.step(net.grads)
         return float(loss)
     return step
-'''
+"""
 
 
 def mistaken(source: str) -> str:
     """The independent answers, each with one classic mistake (named in MISTAKEN)."""
     for right, wrong in [
-        ("return -torch.einsum(\"bk,bk->\", logp, onehot) / len(y)",
-         "return -logp.gather(1, y[:, None]).sum()  # the sum, not the mean"),
+        (
+            'return -torch.einsum("bk,bk->", logp, onehot) / len(y)',
+            "return -logp.gather(1, y[:, None]).sum()  # the sum, not the mean",
+        ),
         (") / len(y)\n\n\ndef softmax", ")  # no 1/B\n\n\ndef softmax"),
-        ("return torch.einsum(\"i,ij->ij\", p, eye) - torch.einsum(\"i,j->ij\", p, p)",
-         "return torch.diag(p * (1 - p))  # the diagonal only"),
-        ("dW = torch.einsum(\"bo,bi->oi\", g, self.x)", "dW = self.x.T @ g  # Xᵀ G"),
+        (
+            'return torch.einsum("i,ij->ij", p, eye) - torch.einsum("i,j->ij", p, p)',
+            "return torch.diag(p * (1 - p))  # the diagonal only",
+        ),
+        ('dW = torch.einsum("bo,bi->oi", g, self.x)', "dW = self.x.T @ g  # Xᵀ G"),
         ("return g * self.mask", "return g  # no mask"),
         ("self.relus = [ReLU(), ReLU()]", "self.relus = [ReLU()] * 2  # one for both"),
         ("p -= self.lr * v", "p += self.lr * v  # up the gradient"),
@@ -172,22 +176,38 @@ def mistaken(source: str) -> str:
 
 
 MISTAKES = mistaken(INDEPENDENT)
-MISTAKEN = {"check_cross_entropy": L.SUM.explanation,
-            "check_cross_entropy_grad": L.NOT_DIVIDED.explanation,
-            "check_softmax_jacobian": L.DIAGONAL_ONLY.explanation,
-            "check_linear": LY.SHAPE_OF_WT, "check_relu": LY.NO_MASK.explanation,
-            "check_net": NW.SHARED_PART.explanation, "check_sgd": OP.ASCENT.explanation,
-            "check_training": T.STEP_WITHOUT_UPDATE.explanation}
+MISTAKEN = {
+    "check_cross_entropy": L.SUM.explanation,
+    "check_cross_entropy_grad": L.NOT_DIVIDED.explanation,
+    "check_softmax_jacobian": L.DIAGONAL_ONLY.explanation,
+    "check_linear": LY.SHAPE_OF_WT,
+    "check_relu": LY.NO_MASK.explanation,
+    "check_net": NW.SHARED_PART.explanation,
+    "check_sgd": OP.ASCENT.explanation,
+    "check_training": T.STEP_WITHOUT_UPDATE.explanation,
+}
 
 
 def notebook(*cells: str) -> str:
     def cell(source):
         if source.startswith("# "):
             return {"cell_type": "markdown", "metadata": {}, "source": source}
-        return {"cell_type": "code", "metadata": {}, "execution_count": None,
-                "outputs": [], "source": source.splitlines(keepends=True)}
-    return json.dumps({"cells": [cell(textwrap.dedent(s).strip()) for s in cells],
-                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+        return {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": source.splitlines(keepends=True),
+        }
+
+    return json.dumps(
+        {
+            "cells": [cell(textwrap.dedent(s).strip()) for s in cells],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 NOTEBOOK = notebook(
@@ -231,7 +251,7 @@ HOSTILE = {
     "hog.py": "chunks = []\nwhile True:\n    chunks.append(b' ' * 2**28)\n",
     "bomb.py": "import os\nwhile True:\n    os.fork()\n",
     "segfault.py": INDEPENDENT + "\nimport ctypes\nctypes.string_at(0)\n",
-    "exits.py": '''
+    "exits.py": """
 import os, sys, torch
 
 
@@ -246,21 +266,27 @@ def softmax_jacobian(p):
 class Linear:
     def __init__(self, *args, **kwargs):
         os._exit(0)
-''',
+""",
 }
 
-FORGED = {"event": "result", "check": "check_linear", "passed": True,
-          "message": "forged", "seconds": 0.0}
+FORGED = {
+    "event": "result",
+    "check": "check_linear",
+    "passed": True,
+    "message": "forged",
+    "seconds": 0.0,
+}
 BROKEN = {  # one file does not compile; the other prints forged results, then fails
     "syntax.py": "def cross_entropy(z, y)\n    return z\n",
-    "missing.py": (f"import json, sys\nprint(json.dumps({FORGED!r}))\n"
-                   f"print(json.dumps({FORGED!r}), file=sys.stderr)\n"
-                   "print('check_linear: ✓ passed')\n"
-                   "import a_module_that_is_not_installed\n"
-                   + INDEPENDENT),
+    "missing.py": (
+        f"import json, sys\nprint(json.dumps({FORGED!r}))\n"
+        f"print(json.dumps({FORGED!r}), file=sys.stderr)\n"
+        "print('check_linear: ✓ passed')\n"
+        "import a_module_that_is_not_installed\n" + INDEPENDENT
+    ),
 }
 
-INTRUDER = '''
+INTRUDER = """
 import json, os, socket
 
 outcome = {}
@@ -290,9 +316,9 @@ attempt("write its own folder", lambda: write("mine.txt"))
 
 def cross_entropy(z, y):
     raise RuntimeError("OUTCOME" + json.dumps(outcome) + "OUTCOME")
-'''
+"""
 
-CHEAT = '''
+CHEAT = """
 from pathlib import Path
 
 import torch
@@ -306,7 +332,7 @@ def cross_entropy(z, y):  # the pages' answers for the pages' inputs, nothing el
         if same and torch.equal(labels, y):
             return loss.clone()
     return torch.zeros((), dtype=z.dtype)
-'''
+"""
 
 
 def book_answers(folder: Path) -> set[str]:
@@ -321,15 +347,18 @@ def book_answers(folder: Path) -> set[str]:
         module, name = exercise.solution.split(":")
         if module not in modules.setdefault(exercise.page, []):
             modules[exercise.page].append(module)
-        source = textwrap.dedent(inspect.getsource(
-            getattr(importlib.import_module(module), name)))
+        source = textwrap.dedent(
+            inspect.getsource(getattr(importlib.import_module(module), name))
+        )
         if name != exercise.subject:
             source += f"\n{exercise.subject} = {name}\n"
         answers.setdefault(exercise.page, []).append(source)
     for page, names in modules.items():
         head = "import importlib\n" + "".join(
             f"globals().update({{k: v for k, v in vars(importlib.import_module({m!r}))"
-            ".items() if not k.startswith('__')})\n" for m in names)
+            ".items() if not k.startswith('__')})\n"
+            for m in names
+        )
         (folder / f"{page}.py").write_text("\n\n".join([head, *answers[page]]))
     return {e.subject for e in EXERCISES.values() if e.solution}
 
@@ -352,17 +381,33 @@ def cheat(folder: Path) -> None:
 
 def starter(folder: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "classroom" / "starter.py"), str(folder),
-         "--repository", "https://github.com/example/mnist-two-ways", "--ref", "main"],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            str(ROOT / "classroom" / "starter.py"),
+            str(folder),
+            "--repository",
+            "https://github.com/example/mnist-two-ways",
+            "--ref",
+            "main",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 # ---- running the grader and reading what it wrote ----------------------------------
 
+
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): sha256(p.read_bytes()).hexdigest()
-            if p.is_file() else "folder" for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "folder"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def leftovers(marker: str) -> list[str]:
@@ -396,8 +441,13 @@ def sandbox_users() -> list[int]:
 class Run:
     """One run of the command on some submissions, and what it left."""
 
-    def __init__(self, base: Path, submissions: list[Path], *options: str,
-                 path_env: str | None = None):
+    def __init__(
+        self,
+        base: Path,
+        submissions: list[Path],
+        *options: str,
+        path_env: str | None = None,
+    ):
         self.base, self.out = base, base / "out"
         self.tmp, self.cwd = base / "tmp", base / "cwd"
         for folder in (self.out, self.tmp, self.cwd):
@@ -405,20 +455,41 @@ class Run:
         env = dict(os.environ, TMPDIR=str(self.tmp))
         if path_env is not None:
             env["PATH"] = path_env
-        command = [sys.executable, "-m", "mnistbook.workbook", "grade",
-                   *map(str, submissions), "--json", str(self.out / "grades.json"),
-                   "--csv", str(self.out / "grades.csv"),
-                   "--junit", str(self.out / "grades.xml"),
-                   "--jobs", "2", "--timeout", str(TIMEOUT), *options]
+        command = [
+            sys.executable,
+            "-m",
+            "mnistbook.workbook",
+            "grade",
+            *map(str, submissions),
+            "--json",
+            str(self.out / "grades.json"),
+            "--csv",
+            str(self.out / "grades.csv"),
+            "--junit",
+            str(self.out / "grades.xml"),
+            "--jobs",
+            "2",
+            "--timeout",
+            str(TIMEOUT),
+            *options,
+        ]
         start = time.monotonic()
-        self.done = subprocess.run(command, cwd=self.cwd, env=env, capture_output=True,
-                                   text=True, timeout=len(submissions) * TIMEOUT + 600,
-                                   check=False)
+        self.done = subprocess.run(
+            command,
+            cwd=self.cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=len(submissions) * TIMEOUT + 600,
+            check=False,
+        )
         self.seconds = time.monotonic() - start
         assert self.done.returncode == 0, self.done.stdout + self.done.stderr
         self.json = json.loads((self.out / "grades.json").read_text())
-        self.grades = {s["name"]: {c["check"]: c for c in s["checks"]}
-                       for s in self.json["submissions"]}
+        self.grades = {
+            s["name"]: {c["check"]: c for c in s["checks"]}
+            for s in self.json["submissions"]
+        }
 
     def message(self, submission: str, check: str) -> str:
         return self.grades[submission][check]["message"]
@@ -430,8 +501,10 @@ def agree(run: Run) -> None:
     assert set(report) == {"submissions", "isolation", "seed"}
     with open(run.out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {row["path"]: row for row in csv.DictReader(f)}
-    suites = {suite.find("properties/property[@name='path']").get("value"): suite
-              for suite in ET.parse(run.out / "grades.xml").getroot().iter("testsuite")}
+    suites = {
+        suite.find("properties/property[@name='path']").get("value"): suite
+        for suite in ET.parse(run.out / "grades.xml").getroot().iter("testsuite")
+    }
     assert len(rows) == len(suites) == len(report["submissions"])
     for s in report["submissions"]:
         assert set(s) == {"name", "path", "checks", "passed", "total"}
@@ -453,9 +526,14 @@ def agree(run: Run) -> None:
             assert failure is None or failure.text == c["message"]
 
 
-def expect(run: Run, submission: str, checks: list[str], passed=frozenset(),
-           said: dict[str, str] | None = None,
-           otherwise: str = "not submitted") -> None:
+def expect(
+    run: Run,
+    submission: str,
+    checks: list[str],
+    passed=frozenset(),
+    said: dict[str, str] | None = None,
+    otherwise: str = "not submitted",
+) -> None:
     """``submission`` passed exactly the ``passed`` checks; a check in ``said`` says its
     words; any other failed check says ``otherwise``."""
     grades = run.grades[submission]
@@ -473,7 +551,10 @@ def clean(run: Run, class_before: dict, class_folder: Path) -> None:
     process left behind."""
     assert snapshot(class_folder) == class_before
     assert sorted(p.name for p in run.out.iterdir()) == [
-        "grades.csv", "grades.json", "grades.xml"]
+        "grades.csv",
+        "grades.json",
+        "grades.xml",
+    ]
     assert not list(run.tmp.iterdir()) and not list(run.cwd.iterdir())
     for _ in range(50):  # processes killed at the very end may take a moment to go
         if not leftovers(str(run.tmp)) and not sandbox_users():
@@ -491,6 +572,7 @@ def bubblewrap_problem() -> str:
 
 
 # ---- under bubblewrap: the whole class -----------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def listener():
@@ -520,11 +602,17 @@ def whole_class(tmp_path_factory, listener):
     for name, code in BROKEN.items():
         (folder / "broken" / name).write_text(code)
     (base / "outside").mkdir()
-    paths = {"GRADES": base / "out" / "grades.json", "CLASS": folder,
-             "OUTSIDE": base / "outside", "OTHER": folder / "independent.py"}
+    paths = {
+        "GRADES": base / "out" / "grades.json",
+        "CLASS": folder,
+        "OUTSIDE": base / "outside",
+        "OTHER": folder / "independent.py",
+    }
     (folder / "intruder.py").write_text(
         "".join(f"{k} = {str(v)!r}\n" for k, v in paths.items())
-        + f"PORT = {listener}\n" + INTRUDER)
+        + f"PORT = {listener}\n"
+        + INTRUDER
+    )
     cheat(folder / "cheat")
     before = snapshot(folder)
     run = Run(base, sorted(folder.iterdir()), "--no-training")
@@ -541,38 +629,77 @@ def test_under_bubblewrap_every_grade_is_as_expected(whole_class):
         return {SUBJECTS[s] for s in subjects if SUBJECTS.get(s) in checks}
 
     expect(run, "book", checks, passing(book_subjects))
-    independent = {"cross_entropy", "cross_entropy_grad", "softmax_jacobian", "Linear",
-                   "ReLU", "Net", "SGD"}
+    independent = {
+        "cross_entropy",
+        "cross_entropy_grad",
+        "softmax_jacobian",
+        "Linear",
+        "ReLU",
+        "Net",
+        "SGD",
+    }
     expect(run, "independent.py", checks, passing(independent))
-    book_linear = ("not submitted: Linear is the book's own, imported from "
-                   "mnistbook.scratch")
-    expect(run, "notebook.ipynb", checks, passing({"cross_entropy", "ReLU"}),
-           {"check_linear": book_linear})
-    expect(run, "mistakes.py", checks, set(),
-           {c: m for c, m in MISTAKEN.items() if c in checks})
+    book_linear = (
+        "not submitted: Linear is the book's own, imported from mnistbook.scratch"
+    )
+    expect(
+        run,
+        "notebook.ipynb",
+        checks,
+        passing({"cross_entropy", "ReLU"}),
+        {"check_linear": book_linear},
+    )
+    expect(
+        run,
+        "mistakes.py",
+        checks,
+        set(),
+        {c: m for c, m in MISTAKEN.items() if c in checks},
+    )
     expect(run, "cheat", checks, {"check_cross_entropy"})
 
 
 def test_under_bubblewrap_each_hostile_submission_ends_itself_only(whole_class):
     run, *_ = whole_class
     checks = QUICK_CHECKS
-    expect(run, "loop.py", checks,
-           otherwise=f"timed out after {TIMEOUT} s while its code ran")
-    expect(run, "hog.py", checks,
-           otherwise="used more than 4 GB of memory while its code ran")
-    expect(run, "segfault.py", checks,
-           otherwise="crashed (segmentation fault) while its code ran")
+    expect(
+        run,
+        "loop.py",
+        checks,
+        otherwise=f"timed out after {TIMEOUT} s while its code ran",
+    )
+    expect(
+        run,
+        "hog.py",
+        checks,
+        otherwise="used more than 4 GB of memory while its code ran",
+    )
+    expect(
+        run,
+        "segfault.py",
+        checks,
+        otherwise="crashed (segmentation fault) while its code ran",
+    )
     expect(run, "bomb.py", checks, otherwise="")  # all failed; why, the progress says
     assert re.search(rf"bomb\.py: .*stopped: {BOMB_STOPPED}", run.done.stderr)
     ended = "not graded: the submission ended (exit status 0) during check_linear"
-    after = checks[checks.index("check_linear"):]
-    expect(run, "exits.py", checks, {"check_softmax_jacobian"},
-           {"check_cross_entropy":
-                "the check was stopped: your code raised SystemExit: 0",
-            "check_cross_entropy_grad": "not submitted", **dict.fromkeys(after, ended)})
+    after = checks[checks.index("check_linear") :]
+    expect(
+        run,
+        "exits.py",
+        checks,
+        {"check_softmax_jacobian"},
+        {
+            "check_cross_entropy": "the check was stopped: your code raised SystemExit: 0",
+            "check_cross_entropy_grad": "not submitted",
+            **dict.fromkeys(after, ended),
+        },
+    )
     expect(run, "broken", checks)  # the forged result is not taken
-    for words in ("syntax.py: SyntaxError at line 1",
-                  "missing.py: ModuleNotFoundError at line 5"):
+    for words in (
+        "syntax.py: SyntaxError at line 1",
+        "missing.py: ModuleNotFoundError at line 5",
+    ):
         assert words in run.message("broken", "check_linear")
     # the notebook's errors ended their cells only
     said = run.message("notebook.ipynb", "check_net")
@@ -604,6 +731,7 @@ def test_under_bubblewrap_the_grader_finishes_cleanly_and_in_time(whole_class):
 
 
 # ---- bubblewrap hidden: the fallback, with the training check and another seed -----
+
 
 @pytest.fixture(scope="module")
 def fallback(tmp_path_factory):
@@ -661,8 +789,10 @@ def test_the_grader_refuses_what_it_cannot_do(tmp_path, monkeypatch, capsys):
         ([str(tmp_path / "a.py"), "--sandbox", "bubblewrap"], "bwrap is not on PATH"),
         ([str(tmp_path / "missing.py")], "no such file or folder"),
         ([str(tmp_path / "notes.txt")], "a submission is a .py file"),
-        ([str(tmp_path / "a.py"), "--json", str(tmp_path / "no" / "g.json")],
-         "cannot write"),
+        (
+            [str(tmp_path / "a.py"), "--json", str(tmp_path / "no" / "g.json")],
+            "cannot write",
+        ),
     ]:
         assert grade.main(argv) == 2
         assert words in capsys.readouterr().err
@@ -670,8 +800,13 @@ def test_the_grader_refuses_what_it_cannot_do(tmp_path, monkeypatch, capsys):
 
 def test_a_submission_is_copied_without_hidden_files_or_the_data(tmp_path):
     folder = tmp_path / "alice"
-    for name in ("a.py", "sub/b.ipynb", ".git/config", "__pycache__/a.pyc",
-                 "data/MNIST/raw/x.gz"):
+    for name in (
+        "a.py",
+        "sub/b.ipynb",
+        ".git/config",
+        "__pycache__/a.pyc",
+        "data/MNIST/raw/x.gz",
+    ):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text("x" * 10)
     with sandbox.Box("process", sandbox.Limits(), tmp_path) as box:
@@ -684,9 +819,20 @@ def test_a_submission_is_copied_without_hidden_files_or_the_data(tmp_path):
 
 
 def test_the_passed_command_reads_a_junit_report(tmp_path, capsys):
-    report = reports.Report([reports.Graded("alice", "alice", [
-        reports.Check("check_linear", True, "matches", 0.1),
-        reports.Check("check_relu", False, "the mask is missing", 0.1)])], "process", 0)
+    report = reports.Report(
+        [
+            reports.Graded(
+                "alice",
+                "alice",
+                [
+                    reports.Check("check_linear", True, "matches", 0.1),
+                    reports.Check("check_relu", False, "the mask is missing", 0.1),
+                ],
+            )
+        ],
+        "process",
+        0,
+    )
     path = str(tmp_path / "grades.xml")
     reports.write_junit(report, Path(path))
     assert workbook_command(["passed", path, "check_linear"]) == 0
@@ -706,8 +852,9 @@ def test_the_committed_workflow_is_what_the_starter_writes():
         written = importlib.import_module("starter").workflow()
     finally:
         sys.path.remove(str(ROOT / "classroom"))
-    assert WORKFLOW.read_text(encoding="utf-8") == written, \
+    assert WORKFLOW.read_text(encoding="utf-8") == written, (
         "the workflow is stale: run `python classroom/starter.py --workflow`"
+    )
 
 
 def test_the_workflow_awards_every_check_and_pins_its_actions():
@@ -724,15 +871,22 @@ def test_the_workflow_awards_every_check_and_pins_its_actions():
         assert re.fullmatch(r"\s*# v\d+(\.\d+)*", comment), action
 
 
-@pytest.mark.parametrize("command", [["actionlint", "-no-color"],
-                                     ["zizmor", "--offline", "--no-progress"]],
-                         ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    "command",
+    [["actionlint", "-no-color"], ["zizmor", "--offline", "--no-progress"]],
+    ids=lambda c: c[0],
+)
 def test_the_workflow_is_lint_clean(command):
     beside = Path(sys.executable).parent / command[0]
     tool = str(beside) if beside.is_file() else shutil.which(command[0])
     assert tool, f"{command[0]} is missing: pip install -r requirements.txt"
-    done = subprocess.run([tool, *command[1:], str(WORKFLOW)], capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [tool, *command[1:], str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -14,7 +14,9 @@ def site(root: Path) -> Path:
     (static / "styles").mkdir(parents=True)
     (static / "fonts").mkdir()
     (static / "fonts" / "icons.woff2").write_bytes(b"font")  # small: inlined
-    (static / "fonts" / "text.woff2").write_bytes(bytes(inline_styles.INLINE_FONT_BYTES + 1))
+    (static / "fonts" / "text.woff2").write_bytes(
+        bytes(inline_styles.INLINE_FONT_BYTES + 1)
+    )
     (static / "base.css").write_text(".used-in-page { margin: 0 }\n")
     (static / "styles" / "theme.css").write_text(
         '@import "../base.css";\n'
@@ -23,26 +25,36 @@ def site(root: Path) -> Path:
         ".used-in-page > .never-anywhere, .used-in-page:hover { color: red }\n"
         ".never-anywhere { color: blue }\n"
         "@media (min-width: 60em) { .added-by-script { display: none } .gone { top: 0 } }\n"
-        "html[data-theme=dark] .used-in-page::before { content: 'x' }\n")
+        "html[data-theme=dark] .used-in-page::before { content: 'x' }\n"
+    )
     (static / "late.css").write_text("p { line-height: 1.5 }\n")
     (static / "tool.js").write_text('el.classList.add("added-by-script");\n')
     (root / "book").mkdir()
     (root / "book" / "page.html").write_text(
         '<html><head>\n<link href="../_static/styles/theme.css?digest=1" rel="stylesheet" />\n'
         '<link rel="stylesheet" type="text/css" href="../_static/late.css?v=2" />\n'
-        '</head><body><p class="used-in-page">text</p></body></html>\n')
+        '</head><body><p class="used-in-page">text</p></body></html>\n'
+    )
     return root
 
 
 def test_a_page_carries_its_stylesheets_cut_to_what_the_site_uses(tmp_path):
     root = site(tmp_path)
-    inline_styles._finish(SimpleNamespace(outdir=str(root),
-                                          builder=SimpleNamespace(format="html")), None)
+    inline_styles._finish(
+        SimpleNamespace(outdir=str(root), builder=SimpleNamespace(format="html")), None
+    )
     page = (root / "book" / "page.html").read_text()
     assert "<link" not in page
     [style] = re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL)
-    kept = [".used-in-page{", "icons", "text.woff2", ".used-in-page:hover{", ".added-by-script{",
-            "html[data-theme=dark] .used-in-page::before{", "p{"]
+    kept = [
+        ".used-in-page{",
+        "icons",
+        "text.woff2",
+        ".used-in-page:hover{",
+        ".added-by-script{",
+        "html[data-theme=dark] .used-in-page::before{",
+        "p{",
+    ]
     positions = [style.index(rule) for rule in kept]
     assert positions == sorted(positions), "the rules keep their order, @import first"
     assert 'url("../_static/fonts/text.woff2")' in style, "url() relative to the page"

@@ -1,6 +1,7 @@
 """Scratch and torch, from identical weights on identical batches, step for step."""
 
 import torch
+
 from mnistbook import batches, lockstep, seeding
 from mnistbook.training import RECIPE
 

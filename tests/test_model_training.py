@@ -4,22 +4,33 @@ import math
 
 import pytest
 import torch
-from conftest import DEVICES
+
 from mnistbook import batches, metrics, model, seeding, training
+
+from conftest import DEVICES
 
 
 def test_net_maps_images_to_ten_logits():
     net = model.Net()
     assert net(torch.zeros(4, 1, 28, 28)).shape == (4, 10)
     assert net(torch.zeros(1, 784)).shape == (1, 10)
-    assert sum(p.numel() for p in net.parameters()) == 784 * 120 + 120 + 120 * 256 + 256 + 256 * 10 + 10
+    assert (
+        sum(p.numel() for p in net.parameters())
+        == 784 * 120 + 120 + 120 * 256 + 256 + 256 * 10 + 10
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    (torch.zeros(4, 3, 28, 28), r"\(B, 1, 28, 28\) or \(B, 784\).*got \(4, 3, 28, 28\)"),
-    (torch.zeros(4, 28, 28), r"got \(4, 28, 28\)"),
-    (torch.zeros(4, 784, dtype=torch.int64), "floating-point"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (
+            torch.zeros(4, 3, 28, 28),
+            r"\(B, 1, 28, 28\) or \(B, 784\).*got \(4, 3, 28, 28\)",
+        ),
+        (torch.zeros(4, 28, 28), r"got \(4, 28, 28\)"),
+        (torch.zeros(4, 784, dtype=torch.int64), "floating-point"),
+    ],
+)
 def test_net_rejects_wrong_inputs_naming_expected_and_actual(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):
         model.Net()(bad)
@@ -28,17 +39,31 @@ def test_net_rejects_wrong_inputs_naming_expected_and_actual(bad, message):
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_few_hundred_steps_reduce_the_loss(train_tensors, device, capsys):
     images, labels = train_tensors
-    source = batches.InMemoryBatches(images[:20_000].to(device), labels[:20_000].to(device), 4,
-                                     generator=seeding.generator())
+    source = batches.InMemoryBatches(
+        images[:20_000].to(device),
+        labels[:20_000].to(device),
+        4,
+        generator=seeding.generator(),
+    )
     net, _ = training.train_fresh_net(source, steps=400, device=device)
     recipe = training.RECIPE
-    step = training.make_torch_step(net, torch.nn.CrossEntropyLoss(), torch.optim.SGD(
-        net.parameters(), lr=recipe.lr, momentum=recipe.momentum))
-    losses = training.fit(step, [(images[i:i + 4], labels[i:i + 4]) for i in range(0, 400, 4)],
-                          epochs=1, log_every=50)
+    step = training.make_torch_step(
+        net,
+        torch.nn.CrossEntropyLoss(),
+        torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum),
+    )
+    losses = training.fit(
+        step,
+        [(images[i : i + 4], labels[i : i + 4]) for i in range(0, 400, 4)],
+        epochs=1,
+        log_every=50,
+    )
     assert sum(losses) / len(losses) < 0.8 * math.log(10)
     first, second = sum(losses[:50]) / 50, sum(losses[50:]) / 50
-    assert capsys.readouterr().out == f"[1,    50] loss: {first:.3f}\n[1,   100] loss: {second:.3f}\n"
+    assert (
+        capsys.readouterr().out
+        == f"[1,    50] loss: {first:.3f}\n[1,   100] loss: {second:.3f}\n"
+    )
 
 
 def test_metrics_read_the_confusion_matrix():
@@ -48,13 +73,19 @@ def test_metrics_read_the_confusion_matrix():
     assert c.tolist() == [[1, 0, 0], [0, 1, 1], [0, 1, 2]]
     assert metrics.accuracy(c) == pytest.approx(400 / 6)
     assert metrics.per_class_accuracy(c).tolist() == pytest.approx([100, 50, 200 / 3])
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\], got values from 0 to 3"):
-        metrics.confusion_matrix(predictions, torch.tensor([0, 1, 2, 3, 2, 1]), num_classes=3)
+    with pytest.raises(
+        ValueError, match=r"labels must lie in \[0, 2\], got values from 0 to 3"
+    ):
+        metrics.confusion_matrix(
+            predictions, torch.tensor([0, 1, 2, 3, 2, 1]), num_classes=3
+        )
 
 
 def test_predict_works_for_any_callable(test_tensors):
     images, _ = test_tensors
     seeding.seed_everything()
     net = model.Net()
-    assert torch.equal(metrics.predict(net, images[:2500], batch_size=1000),
-                       net(images[:2500]).argmax(1))
+    assert torch.equal(
+        metrics.predict(net, images[:2500], batch_size=1000),
+        net(images[:2500]).argmax(1),
+    )

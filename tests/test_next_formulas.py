@@ -19,7 +19,9 @@ def adam_step(theta, g, v, s, t, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
 
 def test_adam_as_momentum_buffer_over_sum_of_weights_is_torch_adam():
     generator = torch.Generator().manual_seed(0)
-    theirs = torch.randn(5, 3, dtype=torch.float64, generator=generator).requires_grad_()
+    theirs = torch.randn(
+        5, 3, dtype=torch.float64, generator=generator
+    ).requires_grad_()
     ours = theirs.detach().clone()
     v, s = torch.zeros_like(ours), torch.zeros_like(ours)
     optimizer = torch.optim.Adam([theirs], lr=0.01)
@@ -38,7 +40,12 @@ def test_convolution_is_the_linear_layer_on_patches():
     b = torch.randn(4, dtype=torch.float64, generator=generator)
     G_maps = torch.randn(3, 4, 7, 7, dtype=torch.float64, generator=generator)
     patches = TF.unfold(X, 3).transpose(1, 2).reshape(-1, 18)
-    Z = F.linear(patches, W.reshape(4, 18), b).reshape(3, 49, 4).transpose(1, 2).reshape(3, 4, 7, 7)
+    Z = (
+        F.linear(patches, W.reshape(4, 18), b)
+        .reshape(3, 49, 4)
+        .transpose(1, 2)
+        .reshape(3, 4, 7, 7)
+    )
     assert gradcheck.relative_error(Z, TF.conv2d(X, W, b)) < 1e-14
     G = G_maps.reshape(3, 4, 49).transpose(1, 2).reshape(-1, 4)
     d_patches, dW, db = F.linear_backward(patches, W.reshape(4, 18), G)
@@ -48,6 +55,8 @@ def test_convolution_is_the_linear_layer_on_patches():
     for ours, reference in zip((dX, dW.reshape(4, 2, 3, 3), db), leaves):
         assert gradcheck.relative_error(ours, reference.grad) < 1e-13
     dX_transposed = TF.conv_transpose2d(G_maps, W)
-    dW_correlation = TF.conv2d(X.transpose(0, 1), G_maps.transpose(0, 1)).transpose(0, 1)
+    dW_correlation = TF.conv2d(X.transpose(0, 1), G_maps.transpose(0, 1)).transpose(
+        0, 1
+    )
     assert gradcheck.relative_error(dX_transposed, leaves[0].grad) < 1e-13
     assert gradcheck.relative_error(dW_correlation, leaves[1].grad) < 1e-13

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data.distributed import DistributedSampler
+
 from mnistbook import gradcheck, seeding
 from mnistbook.parallel import (
     bugs,
@@ -28,7 +30,6 @@ from mnistbook.parallel import (
 )
 from mnistbook.parallel.__main__ import main
 from mnistbook.training import RECIPE
-from torch.utils.data.distributed import DistributedSampler
 
 PLAN = experiments.Plan(
     steps=300, log_every=100, bug_steps=100, cost_batch_sizes=(4,), cost_examples=20

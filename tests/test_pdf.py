@@ -14,7 +14,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-PDF = ROOT / "_build" / "latex" / Path(CONFIG["latex"]["latex_documents"]["targetname"]).with_suffix(".pdf")
+PDF = (
+    ROOT
+    / "_build"
+    / "latex"
+    / Path(CONFIG["latex"]["latex_documents"]["targetname"]).with_suffix(".pdf")
+)
 LEAKS = {
     "display math delimiters": r"\$\$",
     "a TeX command": r"\\(frac|begin|end|mathbf|partial|sum|left|right)\b",
@@ -27,22 +32,34 @@ pytestmark = pytest.mark.built_book
 
 def toc_files() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [toc["root"]] + [
+        c["file"] for part in toc["parts"] for c in part["chapters"]
+    ]
 
 
 def title(file: str) -> str:
-    return re.search(r"^# (.+)$", (ROOT / f"{file}.md").read_text(encoding="utf-8"), re.MULTILINE)[1]
+    return re.search(
+        r"^# (.+)$", (ROOT / f"{file}.md").read_text(encoding="utf-8"), re.MULTILINE
+    )[1]
 
 
 @pytest.fixture(scope="module")
 def text():
     if not PDF.is_file():
-        pytest.fail(f"{PDF.relative_to(ROOT)} missing: build it with README's pdf-command")
+        pytest.fail(
+            f"{PDF.relative_to(ROOT)} missing: build it with README's pdf-command"
+        )
     assert shutil.which("pdftotext"), "pdftotext missing: bash .ci/install-pdf-tools"
-    assert PDF.stat().st_mtime >= max(p.stat().st_mtime for p in (ROOT / "book").glob("*.md")), \
-        "the PDF is older than a chapter: build it again"
-    return subprocess.run(["pdftotext", "-enc", "UTF-8", str(PDF), "-"], capture_output=True,
-                          text=True, check=True, timeout=120).stdout
+    assert PDF.stat().st_mtime >= max(
+        p.stat().st_mtime for p in (ROOT / "book").glob("*.md")
+    ), "the PDF is older than a chapter: build it again"
+    return subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(PDF), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
 
 
 def test_every_chapter_title_is_there(text):

@@ -3,9 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as TF
-from conftest import DEVICES
-from mnistbook import batches, gradcheck, lockstep, metrics, scratch, seeding, training
 from torch import nn
+
+from mnistbook import batches, gradcheck, lockstep, metrics, scratch, seeding, training
+
+from conftest import DEVICES
 
 f64 = torch.float64
 
@@ -15,7 +17,9 @@ def gen(seed):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("batch, n_in, n_out", [(1, 784, 120), (6, 120, 256), (3, 256, 10)])
+@pytest.mark.parametrize(
+    "batch, n_in, n_out", [(1, 784, 120), (6, 120, 256), (3, 256, 10)]
+)
 def test_linear_backward_vs_autograd(device, batch, n_in, n_out):
     torch.manual_seed(batch)
     layer = scratch.Linear(n_in, n_out, dtype=f64, device=device)
@@ -31,7 +35,9 @@ def test_linear_backward_vs_autograd(device, batch, n_in, n_out):
 def test_relu_backward_vs_autograd(device, shape):
     z = torch.randn(*shape, dtype=f64, device=device)
     checks = gradcheck.check_relu(scratch.ReLU(), z, torch.randn_like(z), samples=None)
-    assert checks[0].vs_autograd == 0 and checks[0].vs_finite_differences < gradcheck.GOOD
+    assert (
+        checks[0].vs_autograd == 0 and checks[0].vs_finite_differences < gradcheck.GOOD
+    )
 
 
 def test_relu_at_exactly_zero_passes_no_gradient_like_torch():
@@ -40,7 +46,11 @@ def test_relu_at_exactly_zero_passes_no_gradient_like_torch():
     relu.forward(z)
     leaf = z.clone().requires_grad_(True)
     torch.relu(leaf).sum().backward()
-    assert relu.backward(torch.ones(1, 4)).tolist() == leaf.grad.tolist() == [[0.0, 0.0, 0.0, 1.0]]
+    assert (
+        relu.backward(torch.ones(1, 4)).tolist()
+        == leaf.grad.tolist()
+        == [[0.0, 0.0, 0.0, 1.0]]
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -48,13 +58,20 @@ def test_relu_at_exactly_zero_passes_no_gradient_like_torch():
 def test_loss_backward_vs_autograd(device, batch):
     logits = torch.randn(batch, 10, dtype=f64, device=device) * 4
     labels = torch.randint(0, 10, (batch,), device=device)
-    checks = gradcheck.check_loss(scratch.CrossEntropyLoss(), logits, labels, samples=None)
-    assert checks[0].vs_autograd < 1e-14 and checks[0].vs_finite_differences < gradcheck.GOOD
+    checks = gradcheck.check_loss(
+        scratch.CrossEntropyLoss(), logits, labels, samples=None
+    )
+    assert (
+        checks[0].vs_autograd < 1e-14
+        and checks[0].vs_finite_differences < gradcheck.GOOD
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, f64])
 def test_loss_with_logits_of_a_thousand_is_finite_and_correct(dtype):
-    logits = torch.tensor([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 999.0]], dtype=dtype)
+    logits = torch.tensor(
+        [[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 999.0]], dtype=dtype
+    )
     labels = torch.tensor([0, 2])
     criterion = scratch.CrossEntropyLoss()
     leaf = logits.clone().requires_grad_(True)
@@ -68,13 +85,17 @@ def test_loss_with_logits_of_a_thousand_is_finite_and_correct(dtype):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", range(4))
-def test_whole_net_gradients_vs_autograd_and_finite_differences(device, real_batch, seed):
+def test_whole_net_gradients_vs_autograd_and_finite_differences(
+    device, real_batch, seed
+):
     """Whatever generator draws the weights (seeds here; a GPU draws others), a sampled
     entry whose perturbation crosses a ReLU kink is left out, not read as an error."""
     X, y = (t.to(device) for t in real_batch)
     torch.manual_seed(seed)
     net = scratch.Net(dtype=f64, device=device)
-    checks = gradcheck.check_net(net, scratch.CrossEntropyLoss(), X[:1], y[:1], samples=10)
+    checks = gradcheck.check_net(
+        net, scratch.CrossEntropyLoss(), X[:1], y[:1], samples=10
+    )
     checks += gradcheck.check_net(net, scratch.CrossEntropyLoss(), X, y, samples=10)
     assert max(c.vs_autograd for c in checks) < 1e-12
     assert max(c.worst for c in checks) < gradcheck.GOOD, gradcheck.report(checks)
@@ -84,7 +105,9 @@ def test_a_perturbation_across_a_kink_is_left_out_and_counted(real_batch):
     X, y = real_batch
     torch.manual_seed(0)
     net = scratch.Net(dtype=f64)
-    with torch.no_grad():  # unit 0 of layer 1 sits 1e-6 above its kink for the first image
+    with (
+        torch.no_grad()
+    ):  # unit 0 of layer 1 sits 1e-6 above its kink for the first image
         net.fc1.b[0] -= (X[:1] @ net.fc1.W[0] + net.fc1.b[0]).item() - 1e-6
     logits = net.forward(X[:1])
     net.backward(scratch.CrossEntropyLoss().backward(logits, y[:1]))
@@ -93,12 +116,15 @@ def test_a_perturbation_across_a_kink_is_left_out_and_counted(real_batch):
     def ours():
         return criterion.forward(net.forward(X[:1]), y[:1])
 
-    aware = gradcheck.finite_differences(ours, net.fc1.b, torch.tensor([0, 1]), 1e-5,
-                                         lambda: gradcheck.relu_pattern(net))
+    aware = gradcheck.finite_differences(
+        ours, net.fc1.b, torch.tensor([0, 1]), 1e-5, lambda: gradcheck.relu_pattern(net)
+    )
     blind = gradcheck.finite_differences(ours, net.fc1.b, torch.tensor([0, 1]), 1e-5)
     assert aware[0].isnan() and not aware[1].isnan() and aware[1] == blind[1]
     assert abs(blind[0] - net.grads["fc1.b"][0]) > 1e-3 * abs(net.grads["fc1.b"][0])
-    checks = gradcheck.check_net(net, criterion, X[:1], y[:1], samples=120)  # all of fc1.b
+    checks = gradcheck.check_net(
+        net, criterion, X[:1], y[:1], samples=120
+    )  # all of fc1.b
     fc1_b = next(c for c in checks if c.name == "fc1.b")
     assert fc1_b.at_kinks >= 1 and fc1_b.worst < gradcheck.GOOD
 
@@ -108,12 +134,21 @@ def test_linear_is_initialised_like_nn_linear():
     theirs = nn.Linear(120, 256)
     torch.manual_seed(3)
     ours = scratch.Linear(120, 256)
-    assert torch.equal(ours.W, theirs.weight.detach()) and torch.equal(ours.b, theirs.bias.detach())
+    assert torch.equal(ours.W, theirs.weight.detach()) and torch.equal(
+        ours.b, theirs.bias.detach()
+    )
 
 
 def test_parameters_are_the_layers_tensors():
     net = scratch.Net()
-    assert list(net.parameters) == ["fc1.W", "fc1.b", "fc2.W", "fc2.b", "fc3.W", "fc3.b"]
+    assert list(net.parameters) == [
+        "fc1.W",
+        "fc1.b",
+        "fc2.W",
+        "fc2.b",
+        "fc3.W",
+        "fc3.b",
+    ]
     assert net.parameters["fc2.W"] is net.fc2.W and net.parameters["fc3.b"] is net.fc3.b
     assert net.relu1 is not net.relu2
 
@@ -162,36 +197,90 @@ def test_short_training_on_a_subset_beats_90_percent(train_tensors, test_tensors
     images, labels = train_tensors
     torch.manual_seed(0)
     net = scratch.Net()
-    step = scratch.make_scratch_step(net, scratch.CrossEntropyLoss(),
-                              scratch.SGD(net.parameters, lr=0.01, momentum=0.9))
-    training.fit(step, batches.InMemoryBatches(images[:20_000], labels[:20_000], 32,
-                                               generator=seeding.generator()), epochs=1, log=None)
+    step = scratch.make_scratch_step(
+        net,
+        scratch.CrossEntropyLoss(),
+        scratch.SGD(net.parameters, lr=0.01, momentum=0.9),
+    )
+    training.fit(
+        step,
+        batches.InMemoryBatches(
+            images[:20_000], labels[:20_000], 32, generator=seeding.generator()
+        ),
+        epochs=1,
+        log=None,
+    )
     test_images, test_labels = test_tensors
     confusion = metrics.confusion_matrix(metrics.predict(net, test_images), test_labels)
     assert metrics.accuracy(confusion) > 90
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: scratch.Net().forward(torch.zeros(4, 3, 28, 28)), ValueError,
-     r"\(B, 1, 28, 28\) or \(B, 784\).*got \(4, 3, 28, 28\)"),
-    (lambda: scratch.Linear(784, 120).forward(torch.zeros(4, 100)), ValueError,
-     r"\(B, 784\).*got \(4, 100\)"),
-    (lambda: scratch.Linear(784, 120).backward(torch.zeros(4, 120)), RuntimeError,
-     "backward\\(\\) called before forward\\(\\)"),
-    (lambda: scratch.ReLU().backward(torch.zeros(4, 120)), RuntimeError, "before forward"),
-    (lambda: scratch.CrossEntropyLoss().forward(torch.zeros(4, 10), torch.tensor([0, 1, 2, 10])),
-     ValueError, r"labels must lie in \[0, 9\], got values from 0 to 10"),
-    (lambda: scratch.CrossEntropyLoss().forward(torch.zeros(4, 10), torch.tensor([0, 1, 2, -1])),
-     ValueError, "got values from -1 to 2"),
-    (lambda: scratch.CrossEntropyLoss().forward(torch.zeros(4, 10), torch.zeros(4)), TypeError,
-     "labels must be an integer tensor"),
-    (lambda: scratch.CrossEntropyLoss().forward(torch.zeros(4, 10), torch.zeros(3, dtype=torch.int64)),
-     ValueError, r"labels must have shape \(4,\), got \(3,\)"),
-    (lambda: scratch.CrossEntropyLoss().forward(torch.zeros(10), torch.zeros(1, dtype=torch.int64)),
-     ValueError, r"logits must have shape \(B, K\)"),
-    (lambda: scratch.SGD({"w": torch.zeros(1)}, lr=0.1).step({}), KeyError, "no gradient for"),
-    (lambda: scratch.SGD({"w": torch.zeros(1)}, lr=-1), ValueError, "lr > 0"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda: scratch.Net().forward(torch.zeros(4, 3, 28, 28)),
+            ValueError,
+            r"\(B, 1, 28, 28\) or \(B, 784\).*got \(4, 3, 28, 28\)",
+        ),
+        (
+            lambda: scratch.Linear(784, 120).forward(torch.zeros(4, 100)),
+            ValueError,
+            r"\(B, 784\).*got \(4, 100\)",
+        ),
+        (
+            lambda: scratch.Linear(784, 120).backward(torch.zeros(4, 120)),
+            RuntimeError,
+            "backward\\(\\) called before forward\\(\\)",
+        ),
+        (
+            lambda: scratch.ReLU().backward(torch.zeros(4, 120)),
+            RuntimeError,
+            "before forward",
+        ),
+        (
+            lambda: scratch.CrossEntropyLoss().forward(
+                torch.zeros(4, 10), torch.tensor([0, 1, 2, 10])
+            ),
+            ValueError,
+            r"labels must lie in \[0, 9\], got values from 0 to 10",
+        ),
+        (
+            lambda: scratch.CrossEntropyLoss().forward(
+                torch.zeros(4, 10), torch.tensor([0, 1, 2, -1])
+            ),
+            ValueError,
+            "got values from -1 to 2",
+        ),
+        (
+            lambda: scratch.CrossEntropyLoss().forward(
+                torch.zeros(4, 10), torch.zeros(4)
+            ),
+            TypeError,
+            "labels must be an integer tensor",
+        ),
+        (
+            lambda: scratch.CrossEntropyLoss().forward(
+                torch.zeros(4, 10), torch.zeros(3, dtype=torch.int64)
+            ),
+            ValueError,
+            r"labels must have shape \(4,\), got \(3,\)",
+        ),
+        (
+            lambda: scratch.CrossEntropyLoss().forward(
+                torch.zeros(10), torch.zeros(1, dtype=torch.int64)
+            ),
+            ValueError,
+            r"logits must have shape \(B, K\)",
+        ),
+        (
+            lambda: scratch.SGD({"w": torch.zeros(1)}, lr=0.1).step({}),
+            KeyError,
+            "no gradient for",
+        ),
+        (lambda: scratch.SGD({"w": torch.zeros(1)}, lr=-1), ValueError, "lr > 0"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()

@@ -1,21 +1,26 @@
 """The build-time math renderer (book/_ext/static_math.py), without Sphinx or a browser."""
 
 import pytest
-import static_math
 from docutils import nodes
+
+import static_math
 
 
 def test_formula_becomes_svg_with_hidden_mathml():
     out = static_math.render(r"\frac{\partial L}{\partial z_i} = p_i - y_i", True)
     assert out.startswith("<mjx-container") and "<svg" in out
-    assert "<mjx-assistive-mml" in out and "<mfrac>" in out  # what a screen reader reads
+    assert (
+        "<mjx-assistive-mml" in out and "<mfrac>" in out
+    )  # what a screen reader reads
 
 
 def test_environments_and_macros_the_book_uses():
-    for source in [r"\begin{aligned} a &= b \\ c &= d \end{aligned}",
-                   r"f(x) = \begin{cases} 1 & x > 0 \\ 0 & \text{otherwise} \end{cases}",
-                   r"\operatorname{softmax}(\mathbf z) \odot \tilde{\ell} \oslash \mathbb{R}"]:
-        assert "data-mml-node=\"merror\"" not in static_math.render(source, True)
+    for source in [
+        r"\begin{aligned} a &= b \\ c &= d \end{aligned}",
+        r"f(x) = \begin{cases} 1 & x > 0 \\ 0 & \text{otherwise} \end{cases}",
+        r"\operatorname{softmax}(\mathbf z) \odot \tilde{\ell} \oslash \mathbb{R}",
+    ]:
+        assert 'data-mml-node="merror"' not in static_math.render(source, True)
 
 
 def test_bad_tex_is_an_error_naming_the_formula():
@@ -32,9 +37,12 @@ def test_non_string_input_is_refused():
 
 def test_display_source_matches_sphinx_mathjax():
     """Blank-line parts are aligned and multi-line parts split, as sphinx.ext.mathjax does."""
-    block = nodes.math_block("a = b\n\nc = d \\\\ e = f", "a = b\n\nc = d \\\\ e = f", nowrap=False)
+    block = nodes.math_block(
+        "a = b\n\nc = d \\\\ e = f", "a = b\n\nc = d \\\\ e = f", nowrap=False
+    )
     assert static_math._display_source(block) == (
-        r"\begin{aligned}a = b\\\begin{split}c = d \\ e = f\end{split}\end{aligned}")
+        r"\begin{aligned}a = b\\\begin{split}c = d \\ e = f\end{split}\end{aligned}"
+    )
     raw = nodes.math_block("", r"\begin{align}x\end{align}", nowrap=True)
     assert static_math._display_source(raw) == r"\begin{align}x\end{align}"
 
@@ -54,6 +62,7 @@ def test_glyphs_are_sent_once_per_page():
     uses = set(re.findall(r'xlink:href="#([^"]+)"', page))
     assert page.startswith('<svg class="mjx-glyphs"') and page.count("<defs>") == 1
     assert len(ids) == len(set(ids)) and uses <= set(ids)
-    assert sorted(ids) == sorted({"MJX-TEX-I-1D44E", "MJX-TEX-I-1D44F", "MJX-TEX-I-1D450",
-                                  "MJX-TEX-N-2B"})
+    assert sorted(ids) == sorted(
+        {"MJX-TEX-I-1D44E", "MJX-TEX-I-1D44F", "MJX-TEX-I-1D450", "MJX-TEX-N-2B"}
+    )
     assert static_math.share_glyphs("<p>no math</p>") == "<p>no math</p>"

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from _versions import USES, WRITTEN_FOR, require  # book/_ext, on sys.path via conftest
 from packaging.specifiers import SpecifierSet
 from sphinx.errors import ExtensionError
+
+from _versions import USES, WRITTEN_FOR, require  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSIONS = ROOT / "book" / "_ext"
@@ -29,7 +30,10 @@ def test_the_table_holds_the_locked_releases(distribution):
     locked = pins().get(distribution)
     assert locked, f"{distribution} is not in requirements.txt"
     for version in locked:
-        assert version in SpecifierSet(WRITTEN_FOR[distribution]), (distribution, version)
+        assert version in SpecifierSet(WRITTEN_FOR[distribution]), (
+            distribution,
+            version,
+        )
 
 
 def test_every_extension_that_reaches_into_a_library_checks_it():
@@ -41,11 +45,15 @@ def test_every_extension_that_reaches_into_a_library_checks_it():
         else:
             assert not calls, path.name
     for extension, used in USES.items():
-        assert (EXTENSIONS / f"{extension}.py").is_file() and set(used) <= set(WRITTEN_FOR)
+        assert (EXTENSIONS / f"{extension}.py").is_file() and set(used) <= set(
+            WRITTEN_FOR
+        )
 
 
 def test_an_extension_refuses_a_release_it_was_not_written_for(monkeypatch):
     require("provenance")  # installed: passes
     monkeypatch.setitem(WRITTEN_FOR, "myst-nb", "<1")
-    with pytest.raises(ExtensionError, match=r"provenance\.py was written for myst-nb <1 \(found \d"):
+    with pytest.raises(
+        ExtensionError, match=r"provenance\.py was written for myst-nb <1 \(found \d"
+    ):
         require("provenance")

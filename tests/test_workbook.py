@@ -17,10 +17,25 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
-from mnistbook import bugs, functional as F, original, scratch
-from mnistbook.workbook import (EXERCISES, check_cross_entropy, check_cross_entropy_grad, check_linear, check_net,
-                                check_relu, check_sgd, check_softmax_jacobian, check_training, layers, loss,
-                                network, optimizer, probe, summary)
+from mnistbook import bugs, original, scratch
+from mnistbook import functional as F
+from mnistbook.workbook import (
+    EXERCISES,
+    check_cross_entropy,
+    check_cross_entropy_grad,
+    check_linear,
+    check_net,
+    check_relu,
+    check_sgd,
+    check_softmax_jacobian,
+    check_training,
+    layers,
+    loss,
+    network,
+    optimizer,
+    probe,
+    summary,
+)
 from mnistbook.workbook.probe import Mistake
 
 BOOK_EXERCISES = {name: e for name, e in EXERCISES.items() if e.solution}
@@ -30,7 +45,9 @@ BOOK_EXERCISES = {name: e for name, e in EXERCISES.items() if e.solution}
 
 def einsum_cross_entropy(z, y):
     logp = z - torch.logsumexp(z, dim=1, keepdim=True)
-    return -torch.einsum("bk,bk->", logp, TF.one_hot(y, z.shape[1]).to(z.dtype)) / len(y)
+    return -torch.einsum("bk,bk->", logp, TF.one_hot(y, z.shape[1]).to(z.dtype)) / len(
+        y
+    )
 
 
 def torch_cross_entropy(z, y):
@@ -42,7 +59,9 @@ def einsum_cross_entropy_grad(z, y):
 
 
 def einsum_jacobian(p):
-    return torch.einsum("i,ij->ij", p, torch.eye(len(p), dtype=p.dtype)) - torch.einsum("i,j->ij", p, p)
+    return torch.einsum("i,ij->ij", p, torch.eye(len(p), dtype=p.dtype)) - torch.einsum(
+        "i,j->ij", p, p
+    )
 
 
 def batched_jacobian(p):  # (K,) and (B, K) alike
@@ -51,7 +70,9 @@ def batched_jacobian(p):  # (K,) and (B, K) alike
 
 class EinsumLinear:
     def __init__(self, dim_in, dim_out, dtype=torch.float32, device=None):
-        self.W = ((torch.rand(dim_out, dim_in, dtype=dtype, device=device) * 2 - 1) / dim_in ** 0.5)
+        self.W = (
+            torch.rand(dim_out, dim_in, dtype=dtype, device=device) * 2 - 1
+        ) / dim_in**0.5
         self.b = torch.zeros(dim_out, dtype=dtype, device=device)
 
     def forward(self, x):
@@ -59,8 +80,11 @@ class EinsumLinear:
         return torch.einsum("bi,oi->bo", x, self.W) + self.b
 
     def backward(self, g):
-        return (torch.einsum("bo,oi->bi", g, self.W), torch.einsum("bo,bi->oi", g, self.x),
-                torch.einsum("bo->o", g))
+        return (
+            torch.einsum("bo,oi->bi", g, self.W),
+            torch.einsum("bo,bi->oi", g, self.x),
+            torch.einsum("bo->o", g),
+        )
 
 
 class ListReturningLinear(EinsumLinear):
@@ -70,7 +94,9 @@ class ListReturningLinear(EinsumLinear):
 
 class TorchStyleLinear:  # attributes named as in torch.nn.Linear
     def __init__(self, dim_in, dim_out, dtype=torch.float32, device=None):
-        self.weight = torch.nn.init.uniform_(torch.empty(dim_out, dim_in, dtype=dtype, device=device), -0.3, 0.3)
+        self.weight = torch.nn.init.uniform_(
+            torch.empty(dim_out, dim_in, dtype=dtype, device=device), -0.3, 0.3
+        )
         self.bias = torch.zeros(dim_out, dtype=dtype, device=device)
 
     def forward(self, x):
@@ -115,10 +141,15 @@ class ListNet:
 
     def __init__(self, dtype=torch.float32, device=None):
         sizes = [784, 120, 256, 10]
-        self.layers = [TorchStyleLinear(a, b, dtype, device) for a, b in zip(sizes, sizes[1:])]
+        self.layers = [
+            TorchStyleLinear(a, b, dtype, device) for a, b in zip(sizes, sizes[1:])
+        ]
         self.relus = [MaskReLU(), MaskReLU()]
-        self.parameters = {f"fc{i + 1}.{p}": getattr(layer, p) for i, layer in enumerate(self.layers)
-                           for p in ("weight", "bias")}
+        self.parameters = {
+            f"fc{i + 1}.{p}": getattr(layer, p)
+            for i, layer in enumerate(self.layers)
+            for p in ("weight", "bias")
+        }
 
     def forward(self, x):
         x = x.reshape(len(x), -1)
@@ -129,14 +160,21 @@ class ListNet:
     def backward(self, g):
         self.grads = {}
         for i in (2, 1, 0):
-            g, self.grads[f"fc{i + 1}.weight"], self.grads[f"fc{i + 1}.bias"] = self.layers[i].backward(g)
+            g, self.grads[f"fc{i + 1}.weight"], self.grads[f"fc{i + 1}.bias"] = (
+                self.layers[i].backward(g)
+            )
             if i:
                 g = self.relus[i - 1].backward(g)
 
 
 class LoopSGD:
     def __init__(self, parameters, lr, momentum=0.0):
-        self.parameters, self.lr, self.momentum, self.velocity = parameters, lr, momentum, {}
+        self.parameters, self.lr, self.momentum, self.velocity = (
+            parameters,
+            lr,
+            momentum,
+            {},
+        )
 
     def step(self, grads):
         for k, p in self.parameters.items():
@@ -166,7 +204,12 @@ CORRECT = {
     "check_cross_entropy": [einsum_cross_entropy, torch_cross_entropy],
     "check_cross_entropy_grad": [einsum_cross_entropy_grad],
     "check_softmax_jacobian": [einsum_jacobian, batched_jacobian],
-    "check_linear": [EinsumLinear, ListReturningLinear, TorchStyleLinear, TransposedViewLinear],
+    "check_linear": [
+        EinsumLinear,
+        ListReturningLinear,
+        TorchStyleLinear,
+        TransposedViewLinear,
+    ],
     "check_relu": [MaskReLU, InPlaceReLU],
     "check_net": [ListNet],
     "check_sgd": [LoopSGD, HeavyBallSGD],
@@ -178,18 +221,25 @@ def test_the_books_answer_and_other_styles_pass(name):
     for answer in [book(name)] + CORRECT.get(name, []):
         result = EXERCISES[name].check(answer)
         assert result.passed, (getattr(answer, "__name__", answer), result)
-        assert "\n" not in result.message and len(result.message) < 200  # a pass is one short line
+        assert (
+            "\n" not in result.message and len(result.message) < 200
+        )  # a pass is one short line
 
 
 # ---- wrong answers, each with its diagnosis -------------------------------------------------
 
+
 def linear_with(backward=None, forward=None):
     class Buggy(scratch.Linear):
         pass
+
     if backward:
         Buggy.backward = lambda self, g: backward(self.x, self.W, g)
     if forward:
-        Buggy.forward = lambda self, x: (setattr(self, "x", x), forward(x, self.W, self.b))[1]
+        Buggy.forward = lambda self, x: (
+            setattr(self, "x", x),
+            forward(x, self.W, self.b),
+        )[1]
     return Buggy
 
 
@@ -314,7 +364,9 @@ def renamed_grads(self, g):
     self._grad = self.__dict__.pop("grads")
 
 
-def naive_relu_shared(self, *args, **kwargs):  # a ReLU without the book's shape check, shared
+def naive_relu_shared(
+    self, *args, **kwargs
+):  # a ReLU without the book's shape check, shared
     bugs.init_sharing_one_relu(self, *args, **kwargs)
     self.relu1 = self.relu2 = MaskReLU()
 
@@ -330,7 +382,11 @@ class NotebookOptimizer:  # the original notebook's, with its parameters kept
 
 def dampened(self, name, grad):
     buffer = self.buffers.get(name)
-    self.buffers[name] = grad.clone() if buffer is None else self.momentum * buffer + (1 - self.momentum) * grad
+    self.buffers[name] = (
+        grad.clone()
+        if buffer is None
+        else self.momentum * buffer + (1 - self.momentum) * grad
+    )
     return self.buffers[name]
 
 
@@ -355,7 +411,9 @@ def aliased_buffer(self, name, grad):  # keeps the caller's gradient and then ch
 
 def rebinding_step(self, grads):
     for name in self.parameters:
-        self.parameters[name] = self.parameters[name] - self.lr * self.direction(name, grads[name])
+        self.parameters[name] = self.parameters[name] - self.lr * self.direction(
+            name, grads[name]
+        )
 
 
 class LearningRateTwice(HeavyBallSGD):
@@ -378,48 +436,135 @@ WRONG = [
     # the loss
     (check_cross_entropy, lambda z, y: bugs.loss_summed(None, z, y), L.SUM),
     (check_cross_entropy, lambda z, y: -F.cross_entropy(z, y), L.LOSS_SIGN),
-    (check_cross_entropy, lambda z, y: -z.gather(1, y[:, None]).mean(), L.LOGITS_AS_LOG_PROBABILITIES),
-    (check_cross_entropy, lambda z, y: -torch.log_softmax(z, 0).gather(1, y[:, None]).mean(),
-     L.LOSS_SOFTMAX_OVER_BATCH),
-    (check_cross_entropy, lambda z, y: -(TF.one_hot(y, z.shape[1]) * F.log_softmax(z)).mean(), L.LOSS_OVER_CLASSES),
+    (
+        check_cross_entropy,
+        lambda z, y: -z.gather(1, y[:, None]).mean(),
+        L.LOGITS_AS_LOG_PROBABILITIES,
+    ),
+    (
+        check_cross_entropy,
+        lambda z, y: -torch.log_softmax(z, 0).gather(1, y[:, None]).mean(),
+        L.LOSS_SOFTMAX_OVER_BATCH,
+    ),
+    (
+        check_cross_entropy,
+        lambda z, y: -(TF.one_hot(y, z.shape[1]) * F.log_softmax(z)).mean(),
+        L.LOSS_OVER_CLASSES,
+    ),
     (check_cross_entropy, unshifted_cross_entropy, "overflows"),
-    (check_cross_entropy, lambda z, y: -torch.log(F.softmax(z)).gather(1, y[:, None]).mean(), "log of a probability"),
-    (check_cross_entropy, original.NLLLoss(), "positional argument"),  # the notebook's, as written
+    (
+        check_cross_entropy,
+        lambda z, y: -torch.log(F.softmax(z)).gather(1, y[:, None]).mean(),
+        "log of a probability",
+    ),
+    (
+        check_cross_entropy,
+        original.NLLLoss(),
+        "positional argument",
+    ),  # the notebook's, as written
     (check_cross_entropy, original.NLLLoss().forward, "None (is a `return` missing?)"),
-    (check_cross_entropy, lambda z, y: -F.log_softmax(z).gather(1, y[:, None]).squeeze(1), "one loss per example"),
+    (
+        check_cross_entropy,
+        lambda z, y: -F.log_softmax(z).gather(1, y[:, None]).squeeze(1),
+        "one loss per example",
+    ),
     # its gradient
-    (check_cross_entropy_grad, lambda z, y: bugs.gradient_not_divided(None, z, y), L.NOT_DIVIDED),
-    (check_cross_entropy_grad, lambda z, y: -F.cross_entropy_grad(z, y), L.GRADIENT_SIGN),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: bugs.gradient_not_divided(None, z, y),
+        L.NOT_DIVIDED,
+    ),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: -F.cross_entropy_grad(z, y),
+        L.GRADIENT_SIGN,
+    ),
     (check_cross_entropy_grad, lambda z, y: F.softmax(z) / len(y), L.NO_ONE_HOT),
-    (check_cross_entropy_grad, lambda z, y: -F.one_hot(y, z.shape[1], z.dtype) / (len(y) * F.softmax(z)),
-     L.NO_CHAIN),
-    (check_cross_entropy_grad, lambda z, y: (torch.softmax(z, 0) - F.one_hot(y, z.shape[1], z.dtype)) / len(y),
-     L.GRADIENT_SOFTMAX_OVER_BATCH),
-    (check_cross_entropy_grad, lambda z, y: (F.softmax(z) - F.one_hot(y, z.shape[1], z.dtype)) / z.shape[1],
-     L.DIVIDED_BY_K),
-    (check_cross_entropy_grad, lambda z, y: (F.softmax(z) - F.one_hot(y, z.shape[1], z.dtype)) / z.numel(),
-     L.DIVIDED_BY_BK),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: -F.one_hot(y, z.shape[1], z.dtype) / (len(y) * F.softmax(z)),
+        L.NO_CHAIN,
+    ),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: (torch.softmax(z, 0) - F.one_hot(y, z.shape[1], z.dtype)) / len(y),
+        L.GRADIENT_SOFTMAX_OVER_BATCH,
+    ),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: (F.softmax(z) - F.one_hot(y, z.shape[1], z.dtype)) / z.shape[1],
+        L.DIVIDED_BY_K,
+    ),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: (F.softmax(z) - F.one_hot(y, z.shape[1], z.dtype)) / z.numel(),
+        L.DIVIDED_BY_BK,
+    ),
     (check_cross_entropy_grad, unshifted_gradient, "non-finite"),
-    (check_cross_entropy_grad, lambda z, y: F.cross_entropy_grad(z, y).T.contiguous(), "shape of its transpose"),
-    (check_cross_entropy_grad, lambda z, y: F.cross_entropy_grad(z, y).float(), "keep the dtype"),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: F.cross_entropy_grad(z, y).T.contiguous(),
+        "shape of its transpose",
+    ),
+    (
+        check_cross_entropy_grad,
+        lambda z, y: F.cross_entropy_grad(z, y).float(),
+        "keep the dtype",
+    ),
     # the softmax Jacobian
     (check_softmax_jacobian, torch.diag, L.NO_OUTER_TERM),
     (check_softmax_jacobian, lambda p: -torch.outer(p, p), L.NO_DIAGONAL_TERM),
-    (check_softmax_jacobian, lambda p: torch.outer(p, p) - torch.diag(p), L.JACOBIAN_SIGN),
+    (
+        check_softmax_jacobian,
+        lambda p: torch.outer(p, p) - torch.diag(p),
+        L.JACOBIAN_SIGN,
+    ),
     (check_softmax_jacobian, lambda p: torch.diag(p * (1 - p)), L.DIAGONAL_ONLY),
     (check_softmax_jacobian, lambda p: torch.diag(p) - p @ p, L.DOT_FOR_OUTER),
     (check_softmax_jacobian, lambda p: p[:, None] * (1 - p[None, :]), L.NO_DELTA),
     # the linear layer
-    (check_linear, linear_with(lambda x, W, g: (g @ W, x.T @ g, g.sum(0))), "shape of Wᵀ"),
-    (check_linear, linear_with(lambda x, W, g: (g @ W, x.sum(0).expand_as(W), g.sum(0))), LY.NO_UPSTREAM_IN_DW),
-    (check_linear, linear_with(lambda x, W, g: (W, g.T @ x, g.sum(0))), "the shape of W"),
-    (check_linear, linear_with(lambda x, W, g: (g @ W, g.T @ x, g.mean(0))), LY.MEAN_IN_DB),
-    (check_linear, linear_with(lambda x, W, g: (g @ W, (g.T @ x) / len(x), g.sum(0))), LY.MEAN_IN_DW),
-    (check_linear, linear_with(lambda x, W, g: (g @ W, -(g.T @ x), g.sum(0))), LY.WEIGHT_GRADIENT_SIGN),
-    (check_linear, linear_with(lambda x, W, g: (-(g @ W), g.T @ x, g.sum(0))), LY.INPUT_GRADIENT_SIGN),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (g @ W, x.T @ g, g.sum(0))),
+        "shape of Wᵀ",
+    ),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (g @ W, x.sum(0).expand_as(W), g.sum(0))),
+        LY.NO_UPSTREAM_IN_DW,
+    ),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (W, g.T @ x, g.sum(0))),
+        "the shape of W",
+    ),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (g @ W, g.T @ x, g.mean(0))),
+        LY.MEAN_IN_DB,
+    ),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (g @ W, (g.T @ x) / len(x), g.sum(0))),
+        LY.MEAN_IN_DW,
+    ),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (g @ W, -(g.T @ x), g.sum(0))),
+        LY.WEIGHT_GRADIENT_SIGN,
+    ),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (-(g @ W), g.T @ x, g.sum(0))),
+        LY.INPUT_GRADIENT_SIGN,
+    ),
     (check_linear, linear_with(forward=lambda x, W, b: x @ W.T), LY.NO_BIAS),
     (check_linear, KeepsFirstInput, LY.EARLIER_INPUT),
-    (check_linear, original.LinearSkeleton, probe.NO_DTYPE_ARGUMENT),  # the notebook's, as handed out
+    (
+        check_linear,
+        original.LinearSkeleton,
+        probe.NO_DTYPE_ARGUMENT,
+    ),  # the notebook's, as handed out
     (check_linear, TransposedW, "(out, in)"),
     (check_linear, ZeroInit, "same value"),
     (check_linear, IgnoresDtype, "created W of dtype float32"),
@@ -427,14 +572,26 @@ WRONG = [
     (check_linear, CopyOfW, LY.STALE_WEIGHT),
     # the ReLU
     (check_relu, relu_with(bugs.relu_backward_is_forward), LY.RELU_OF_GRADIENT),
-    (check_relu, relu_with(lambda self, g: g * (g > 0)), LY.RELU_OF_GRADIENT),  # the same numbers
+    (
+        check_relu,
+        relu_with(lambda self, g: g * (g > 0)),
+        LY.RELU_OF_GRADIENT,
+    ),  # the same numbers
     (check_relu, DerivativeOneAtZero, LY.ONE_AT_ZERO),
-    (check_relu, relu_with(lambda self, g: (self.h > 0).to(g.dtype)), LY.NO_UPSTREAM_IN_RELU),
+    (
+        check_relu,
+        relu_with(lambda self, g: (self.h > 0).to(g.dtype)),
+        LY.NO_UPSTREAM_IN_RELU,
+    ),
     (check_relu, relu_with(lambda self, g: g), LY.NO_MASK),
     (check_relu, SignOfInput, LY.SIGN_OF_INPUT),
     (check_relu, ClassState, LY.SHARED_STATE),
     # the network
-    (check_net, net_with(backward=bugs.backward_handed_activations), NW.ACTIVATIONS_FOR_GRADIENTS),
+    (
+        check_net,
+        net_with(backward=bugs.backward_handed_activations),
+        NW.ACTIVATIONS_FOR_GRADIENTS,
+    ),
     (check_net, net_with(__init__=naive_relu_shared), NW.SHARED_PART),
     (check_net, NotebookBackwardTwoReLUs, NW.LOGITS_GRADIENT_EVERYWHERE),
     (check_net, NotebookNet, "3 mistakes"),
@@ -462,8 +619,12 @@ def named(wrong) -> str:
     return f"{check.__name__}:{label}"
 
 
-ALL_MISTAKES = {m for module in (loss, layers, network, optimizer, probe) for m in vars(module).values()
-                if isinstance(m, Mistake)}
+ALL_MISTAKES = {
+    m
+    for module in (loss, layers, network, optimizer, probe)
+    for m in vars(module).values()
+    if isinstance(m, Mistake)
+}
 
 
 @pytest.mark.parametrize("wrong", WRONG, ids=named)
@@ -477,21 +638,38 @@ def test_a_wrong_answer_is_named_and_nothing_else_is(wrong):
         assert set(diagnosis.sections) <= set(result.sections)
     else:
         assert diagnosis in result.message, result
-    others = [m for m in ALL_MISTAKES if m is not diagnosis and m.explanation in result.message]
+    others = [
+        m
+        for m in ALL_MISTAKES
+        if m is not diagnosis and m.explanation in result.message
+    ]
     assert not others or diagnosis == "3 mistakes", (result, others)
 
 
 def test_the_original_notebooks_net_gets_all_three_of_its_mistakes():
     message = check_net(NotebookNet).message
-    for mistake in (NW.SHARED_PART, NW.FORWARD_IN_BACKWARD, NW.LOGITS_GRADIENT_EVERYWHERE):
+    for mistake in (
+        NW.SHARED_PART,
+        NW.FORWARD_IN_BACKWARD,
+        NW.LOGITS_GRADIENT_EVERYWHERE,
+    ):
         assert mistake.explanation in message
 
 
 def test_every_mistake_a_check_names_is_in_the_catalogue():
     tested = {d for _, _, d in WRONG if isinstance(d, Mistake)}
-    untested = {m.explanation[:60] for m in ALL_MISTAKES - tested
-                if m not in (probe.SHADOWED_LOSS, probe.SHAPES_OF_LINEAR, NW.WRONG_RETURN, NW.SKIPPED_PART,
-                             NW.FORWARD_IN_BACKWARD)}
+    untested = {
+        m.explanation[:60]
+        for m in ALL_MISTAKES - tested
+        if m
+        not in (
+            probe.SHADOWED_LOSS,
+            probe.SHAPES_OF_LINEAR,
+            NW.WRONG_RETURN,
+            NW.SKIPPED_PART,
+            NW.FORWARD_IN_BACKWARD,
+        )
+    }
     assert not untested
 
 
@@ -501,14 +679,19 @@ def test_a_wrong_return_and_a_skipped_part_are_located():
 
     def skips_relu2(self, g):
         g, self.grads["fc3.W"], self.grads["fc3.b"] = self.fc3.backward(g)
-        g, self.grads["fc2.W"], self.grads["fc2.b"] = self.fc2.backward(g)  # relu2's backward skipped
+        g, self.grads["fc2.W"], self.grads["fc2.b"] = self.fc2.backward(
+            g
+        )  # relu2's backward skipped
         g = self.relu1.backward(g)
-        _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(g, input_grad=False)
+        _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(
+            g, input_grad=False
+        )
 
     assert check_net(net_with(backward=skips_relu2)).mistake is NW.SKIPPED_PART
 
 
 # ---- the training step ----------------------------------------------------------------------
+
 
 def shadowing_train_step(net, criterion, optimizer):
     loss = criterion
@@ -539,6 +722,7 @@ def test_training_mistakes_fail_at_the_first_steps():
             logits = net.forward(images)
             net.backward(criterion.backward(logits, labels))
             return criterion.forward(logits, labels).item()
+
         return step
 
     assert "did not change" in check_training(no_update).message
@@ -555,6 +739,7 @@ def test_training_stops_at_the_first_nan(train_tensors):
 
 # ---- whatever the learner's code does, the check neither raises nor hangs --------------------
 
+
 def test_a_stub_is_not_implemented_yet():
     def stub(*args):
         raise NotImplementedError("your code here")
@@ -565,20 +750,30 @@ def test_a_stub_is_not_implemented_yet():
 
     for exercise in BOOK_EXERCISES.values():
         result = exercise.check(Stub if exercise.subject[0].isupper() else stub)
-        assert result.pending and not result.passed and "not implemented yet" in repr(result), result
+        assert (
+            result.pending
+            and not result.passed
+            and "not implemented yet" in repr(result)
+        ), result
         assert "not implemented yet" in result._repr_html_()
 
 
-@pytest.mark.parametrize("answer, phrase", [
-    (lambda z, y: None, "None"),
-    (lambda z, y: 1 / 0, "ZeroDivisionError"),
-    (lambda z, y: np.zeros((len(y), z.shape[1])), "ndarray"),
-    (lambda z, y: F.cross_entropy_grad(z, y)[:, :3], "shape"),
-    (lambda z, y: F.cross_entropy_grad(z, y) * float("nan"), "non-finite"),
-    (lambda z, y: z.sub_(z) + 0.1, "changed its argument 1 in place"),
-    (lambda z, y: torch.ones_like(z), "relative error"),
-    (lambda z, y: torch.ones(len(y), z.shape[1], dtype=torch.long), "floating-point"),
-])
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (lambda z, y: None, "None"),
+        (lambda z, y: 1 / 0, "ZeroDivisionError"),
+        (lambda z, y: np.zeros((len(y), z.shape[1])), "ndarray"),
+        (lambda z, y: F.cross_entropy_grad(z, y)[:, :3], "shape"),
+        (lambda z, y: F.cross_entropy_grad(z, y) * float("nan"), "non-finite"),
+        (lambda z, y: z.sub_(z) + 0.1, "changed its argument 1 in place"),
+        (lambda z, y: torch.ones_like(z), "relative error"),
+        (
+            lambda z, y: torch.ones(len(y), z.shape[1], dtype=torch.long),
+            "floating-point",
+        ),
+    ],
+)
 def test_arbitrary_answers_get_a_useful_message(answer, phrase):
     result = check_cross_entropy_grad(answer)
     assert not result.passed and phrase in result.message, result
@@ -586,9 +781,13 @@ def test_arbitrary_answers_get_a_useful_message(answer, phrase):
 
 def off(method):
     """A method whose tensor results are all 0.5 too large: an arbitrary wrong answer."""
+
     def wrong(self, *args):
         value = method(self, *args)
-        return tuple(v + 0.5 for v in value) if isinstance(value, tuple) else value + 0.5
+        return (
+            tuple(v + 0.5 for v in value) if isinstance(value, tuple) else value + 0.5
+        )
+
     return wrong
 
 
@@ -596,17 +795,31 @@ def twice_the_step(self, param, direction):
     param.add_(direction, alpha=-2 * self.lr)
 
 
-@pytest.mark.parametrize("check, wrong", [
-    (check_cross_entropy, lambda z, y: F.cross_entropy(z, y) + 0.5),
-    (check_cross_entropy_grad, lambda z, y: F.cross_entropy_grad(z, y) + 0.5),
-    (check_softmax_jacobian, lambda p: F.softmax_jacobian(p) + 0.5),
-    (check_linear, type("Off", (scratch.Linear,), {"forward": off(scratch.Linear.forward)})),
-    (check_linear, type("Off", (scratch.Linear,), {"backward": off(scratch.Linear.backward)})),
-    (check_relu, type("Off", (scratch.ReLU,), {"backward": off(scratch.ReLU.backward)})),
-    (check_net, type("Off", (scratch.Net,), {"forward": off(scratch.Net.forward)})),
-    (check_sgd, type("Off", (scratch.SGD,), {"update": twice_the_step})),
-])
-def test_an_arbitrary_wrong_answer_gets_the_quantity_and_the_error_and_no_diagnosis(check, wrong):
+@pytest.mark.parametrize(
+    "check, wrong",
+    [
+        (check_cross_entropy, lambda z, y: F.cross_entropy(z, y) + 0.5),
+        (check_cross_entropy_grad, lambda z, y: F.cross_entropy_grad(z, y) + 0.5),
+        (check_softmax_jacobian, lambda p: F.softmax_jacobian(p) + 0.5),
+        (
+            check_linear,
+            type("Off", (scratch.Linear,), {"forward": off(scratch.Linear.forward)}),
+        ),
+        (
+            check_linear,
+            type("Off", (scratch.Linear,), {"backward": off(scratch.Linear.backward)}),
+        ),
+        (
+            check_relu,
+            type("Off", (scratch.ReLU,), {"backward": off(scratch.ReLU.backward)}),
+        ),
+        (check_net, type("Off", (scratch.Net,), {"forward": off(scratch.Net.forward)})),
+        (check_sgd, type("Off", (scratch.SGD,), {"update": twice_the_step})),
+    ],
+)
+def test_an_arbitrary_wrong_answer_gets_the_quantity_and_the_error_and_no_diagnosis(
+    check, wrong
+):
     result = check(wrong)
     assert not result.passed and result.mistake is None, result
     for phrase in ("is off", "relative error", "largest difference"):
@@ -621,11 +834,16 @@ def test_no_check_raises_whatever_it_is_given(name):
         assert not result.passed and result.message, result
     assert f"call {name}({subject})" in check().message
     if subject[0].isupper():  # an instance where the class belongs
-        instance = book(name)(*([] if subject != "Linear" else [3, 2]),
-                              **({} if subject != "SGD" else {"parameters": {}, "lr": 0.1}))
+        instance = book(name)(
+            *([] if subject != "Linear" else [3, 2]),
+            **({} if subject != "SGD" else {"parameters": {}, "lr": 0.1}),
+        )
         assert "takes the class" in check(instance).message
     else:  # a result where the function belongs
-        assert "not a float32 tensor of shape (3,) (its result?)" in check(torch.zeros(3)).message
+        assert (
+            "not a float32 tensor of shape (3,) (its result?)"
+            in check(torch.zeros(3)).message
+        )
 
 
 def test_an_endless_loop_ends_at_the_time_limit(monkeypatch):
@@ -636,7 +854,10 @@ def test_an_endless_loop_ends_at_the_time_limit(monkeypatch):
             pass
 
     result = check_cross_entropy(endless)
-    assert "did not return within 0.5 s" in result.message and "endless(logits, labels)" in result.message
+    assert (
+        "did not return within 0.5 s" in result.message
+        and "endless(logits, labels)" in result.message
+    )
 
 
 ENDLESS = textwrap.dedent("""
@@ -651,7 +872,9 @@ ENDLESS = textwrap.dedent("""
 
 
 def test_an_endless_loop_ends_in_a_plain_interpreter_and_in_a_kernel():
-    done = subprocess.run([sys.executable, "-c", ENDLESS], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", ENDLESS], capture_output=True, text=True, timeout=60
+    )
     assert "did not return within 0.5 s" in done.stdout, done
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
@@ -677,6 +900,7 @@ def test_the_seed_of_the_inputs_moves_every_random_input():
 
 # ---- what a result looks like, and where it links -------------------------------------------
 
+
 def test_result_displays():
     result = check_relu(relu_with(bugs.relu_backward_is_forward))
     assert repr(result).startswith("check_relu: ✗ failed") and "read:" in repr(result)
@@ -693,12 +917,22 @@ def test_every_link_of_a_message_points_at_a_label_of_the_book():
 
     book = Path(__file__).resolve().parents[1] / "book"
     for section in links.SECTIONS.values():
-        assert f"({section.label})=\n" in (book / f"{section.page}.md").read_text(), section
+        assert f"({section.label})=\n" in (book / f"{section.page}.md").read_text(), (
+            section
+        )
 
 
 def test_messages_link_to_the_published_book_where_the_twins_say_so():
     code = "from mnistbook.workbook import links; print(links.book_url('backprop', 'backprop-relu'))"
-    environ = {**os.environ, "MNISTBOOK_BOOK_URL": "https://someone.github.io/fork/book/"}
-    shown = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
-                           text=True, check=True).stdout.strip()
+    environ = {
+        **os.environ,
+        "MNISTBOOK_BOOK_URL": "https://someone.github.io/fork/book/",
+    }
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert shown == "https://someone.github.io/fork/book/backprop.html#backprop-relu"

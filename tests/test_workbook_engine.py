@@ -5,6 +5,7 @@ from collections import deque
 
 import pytest
 import torch
+
 from mnistbook import autograd
 from mnistbook import functional as F
 from mnistbook.workbook import (

@@ -42,7 +42,12 @@ USES = {
     "parallel_execution": ("sphinx", "myst-nb", "jupyter-cache"),
     "package_fingerprint": ("sphinx", "myst-nb", "jupyter-cache"),
     "provenance": ("myst-nb",),
-    "lean_pages": ("sphinx", "pydata-sphinx-theme", "sphinx-book-theme", "sphinx-thebe"),
+    "lean_pages": (
+        "sphinx",
+        "pydata-sphinx-theme",
+        "sphinx-book-theme",
+        "sphinx-thebe",
+    ),
     "inline_styles": ("pydata-sphinx-theme", "sphinx-book-theme"),
     "pdf_edition": ("sphinx-exercise",),
     "static_math": ("django-static-mathjax",),

@@ -21,13 +21,17 @@ from sphinx.util.docutils import SphinxDirective
 
 def pdf_of(app) -> Path:
     """Where the PDF edition is: the LaTeX build's output, beside the HTML's."""
-    target = app.config.latex_documents[0][1] if app.config.latex_documents else "book.tex"
+    target = (
+        app.config.latex_documents[0][1] if app.config.latex_documents else "book.tex"
+    )
     return Path(app.outdir).parent / "latex" / Path(target).with_suffix(".pdf").name
 
 
 def conditions(app) -> dict[str, bool]:
-    return {"pdf": app.builder.format == "latex" or pdf_of(app).is_file(),
-            "repository": app.config.book_repository is not None}
+    return {
+        "pdf": app.builder.format == "latex" or pdf_of(app).is_file(),
+        "repository": app.config.book_repository is not None,
+    }
 
 
 class IfBuilt(SphinxDirective):
@@ -42,8 +46,10 @@ class IfBuilt(SphinxDirective):
         app = self.env.app
         known = conditions(app)
         if name not in known or len(words) > 2 or (len(words) == 2 and not negated):
-            raise self.error(f"if-built: expected one of {sorted(known)}, or 'no' and one of them; "
-                             f"got {' '.join(words)!r}")
+            raise self.error(
+                f"if-built: expected one of {sorted(known)}, or 'no' and one of them; "
+                f"got {' '.join(words)!r}"
+            )
         self.env.build_conditions.setdefault(self.env.docname, {})[name] = known[name]
         if known[name] == negated:
             return []
@@ -60,8 +66,12 @@ def _init(app, env, docnames) -> None:
 def _outdated(app, env, added, changed, removed) -> list[str]:
     """Pages whose conditions changed since they were read."""
     now = conditions(app)
-    return [doc for doc, used in getattr(env, "build_conditions", {}).items()
-            if any(now[name] != value for name, value in used.items()) and doc in env.found_docs]
+    return [
+        doc
+        for doc, used in getattr(env, "build_conditions", {}).items()
+        if any(now[name] != value for name, value in used.items())
+        and doc in env.found_docs
+    ]
 
 
 def _purge(app, env, docname) -> None:
@@ -84,5 +94,7 @@ def setup(app):
     app.connect("env-get-outdated", _outdated)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
-    app.connect("build-finished", _copy_pdf, priority=100)  # before the links are checked
+    app.connect(
+        "build-finished", _copy_pdf, priority=100
+    )  # before the links are checked
     return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

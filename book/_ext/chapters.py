@@ -21,7 +21,9 @@ def is_notebook(path: Path) -> bool:
 def in_toc(root: Path) -> list[str]:
     """Every page of ``_toc.yml``, in its order, e.g. ``book/pytorch``."""
     toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8"))
-    return [toc["root"]] + [c["file"] for part in toc.get("parts", [toc]) for c in part["chapters"]]
+    return [toc["root"]] + [
+        c["file"] for part in toc.get("parts", [toc]) for c in part["chapters"]
+    ]
 
 
 def executed(root: Path) -> list[str]:
@@ -31,11 +33,15 @@ def executed(root: Path) -> list[str]:
 
 def in_execution_order(names: list[str], first: list[str]) -> list[str]:
     """``names`` with those of ``first`` at the front, in its order; the rest as they came."""
-    return sorted(names, key=lambda name: first.index(name) if name in first else len(first))
+    return sorted(
+        names, key=lambda name: first.index(name) if name in first else len(first)
+    )
 
 
 def execution_order(root: Path) -> list[str]:
     """The executed chapters in the order a build starts them."""
     config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8"))
-    first = config.get("sphinx", {}).get("config", {}).get("parallel_execution_first", [])
+    first = (
+        config.get("sphinx", {}).get("config", {}).get("parallel_execution_first", [])
+    )
     return in_execution_order(executed(root), first)

@@ -30,20 +30,35 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pybtex.database
-from chapters import is_notebook
 from pybtex.plugin import find_plugin
+
+from chapters import is_notebook
 from repository import Repository
 
-INCLUDE = re.compile(r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::\w+:.*\n)*)```")
-BLOCK = re.MULTILINE | re.DOTALL  # a directive: from its opening fence to its closing one
+INCLUDE = re.compile(
+    r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::\w+:.*\n)*)```"
+)
+BLOCK = (
+    re.MULTILINE | re.DOTALL
+)  # a directive: from its opening fence to its closing one
 OPTIONS = r"(?P<options>(?::\w+:[^\n]*\n)*)\n?"  # [^\n], not ".", which crosses lines in a BLOCK
-ADMONITION = re.compile(r"^```\{admonition\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n```$", BLOCK)
-EXERCISE = re.compile(r"^````\{exercise\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK)
-SOLUTION = re.compile(r"^````\{solution\} \S+\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK)
+ADMONITION = re.compile(
+    r"^```\{admonition\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n```$", BLOCK
+)
+EXERCISE = re.compile(
+    r"^````\{exercise\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK
+)
+SOLUTION = re.compile(
+    r"^````\{solution\} \S+\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK
+)
 TARGET = re.compile(r"^\([\w-]+\)=\n", re.MULTILINE)
 GLUE = re.compile(r"\{glue(?::text)?\}`(?P<name>[^`:]+)(?::[^`]*)?`")
-DOC = re.compile(r"\{doc\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<bare>[^`]+))`")
-REF = re.compile(r"\{ref\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<label>[^`]+))`")
+DOC = re.compile(
+    r"\{doc\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<bare>[^`]+))`"
+)
+REF = re.compile(
+    r"\{ref\}`(?:(?P<text>[^`<]+?)\s*<(?P<target>[^`>]+)>|(?P<label>[^`]+))`"
+)
 SECTION = re.compile(r"^\((?P<label>[\w-]+)\)=\n#+ (?P<title>.+)$", re.MULTILINE)
 CITE = re.compile(r"\{cite(?::(?P<kind>[tp]))?\}`(?P<keys>[^`]+)`")
 
@@ -53,9 +68,9 @@ class Book:
     """What the rewriting needs to know about the whole book."""
 
     repository: Repository
-    titles: dict[str, str]                    # chapter stem -> its title
-    exercises: dict[str, tuple[str, str]]     # exercise label -> (chapter stem, title)
-    sections: dict[str, tuple[str, str]]      # section label -> (chapter stem, heading)
+    titles: dict[str, str]  # chapter stem -> its title
+    exercises: dict[str, tuple[str, str]]  # exercise label -> (chapter stem, title)
+    sections: dict[str, tuple[str, str]]  # section label -> (chapter stem, heading)
     bibliography: pybtex.database.BibliographyData
 
     @classmethod
@@ -70,11 +85,18 @@ class Book:
                 exercises[label] = (chapter.stem, match["title"])
             for match in SECTION.finditer(text):
                 sections[match["label"]] = (chapter.stem, match["title"].strip())
-        return cls(repository, titles, exercises, sections,
-                   pybtex.database.parse_file(folder / "references.bib"))
+        return cls(
+            repository,
+            titles,
+            exercises,
+            sections,
+            pybtex.database.parse_file(folder / "references.bib"),
+        )
 
     def colab_url(self, stem: str) -> str:
-        return self.repository.colab_url(f"book/{stem}.ipynb")  # the path the theme links to
+        return self.repository.colab_url(
+            f"book/{stem}.ipynb"
+        )  # the path the theme links to
 
     def cited(self, key: str) -> tuple[str, str]:
         """(authors as cited, year), e.g. ("Goodfellow et al.", "2016")."""
@@ -100,19 +122,30 @@ def _source_of(path: Path, name: str) -> str:
     scope = ast.parse(source).body
     node = None
     for part in name.split("."):
-        node = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
+        node = next(
+            (
+                n
+                for n in scope
+                if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part
+            ),
+            None,
+        )
         if node is None:
             raise LookupError(f"{name} not found in {path}")
         scope = node.body
     first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-    lines = source.splitlines()[first - 1:node.end_lineno]
+    lines = source.splitlines()[first - 1 : node.end_lineno]
     return textwrap.dedent("\n".join(lines))
 
 
 def _expand_include(match, folder: Path) -> str:
     options = dict(re.findall(r":(\w+):\s*(.*)", match["options"]))
     path = folder / match["path"]
-    code = _source_of(path, options["pyobject"]) if "pyobject" in options else path.read_text()
+    code = (
+        _source_of(path, options["pyobject"])
+        if "pyobject" in options
+        else path.read_text()
+    )
     return f"```python\n{code}\n```"
 
 
@@ -138,7 +171,9 @@ def _reference(match, book: Book, stem: str) -> str:
         chapter, title = book.sections[label]
         text = match["text"] or f"section “{_plain(title)}”"
     else:
-        raise LookupError(f"{{ref}}`{label}` in {stem}.md: no exercise or labelled section has that label")
+        raise LookupError(
+            f"{{ref}}`{label}` in {stem}.md: no exercise or labelled section has that label"
+        )
     return text if chapter == stem else f"[{text}]({book.colab_url(chapter)})"
 
 
@@ -150,25 +185,41 @@ def _plain(title: str) -> str:
 def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
     """A chapter's MyST markdown cell as the plain Markdown Colab renders."""
     markdown = ADMONITION.sub(lambda m: _quote(m["title"], m["body"]), markdown)
-    markdown = EXERCISE.sub(lambda m: _quote(f"Exercise: {m['title']}", m["body"]), markdown)
-    markdown = SOLUTION.sub(lambda m: "<details>\n<summary><b>Solution</b></summary>\n\n"
-                                      f"{m['body'].strip()}\n\n</details>", markdown)
+    markdown = EXERCISE.sub(
+        lambda m: _quote(f"Exercise: {m['title']}", m["body"]), markdown
+    )
+    markdown = SOLUTION.sub(
+        lambda m: (
+            "<details>\n<summary><b>Solution</b></summary>\n\n"
+            f"{m['body'].strip()}\n\n</details>"
+        ),
+        markdown,
+    )
     markdown = INCLUDE.sub(lambda m: _expand_include(m, chapter.parent), markdown)
     markdown = TARGET.sub("", markdown)
     markdown = GLUE.sub(r"`\g<name>`", markdown)
-    markdown = DOC.sub(lambda m: f"[{m['text'] or book.titles[m['target'] or m['bare']]}]"
-                                 f"({book.colab_url(m['target'] or m['bare'])})", markdown)
+    markdown = DOC.sub(
+        lambda m: (
+            f"[{m['text'] or book.titles[m['target'] or m['bare']]}]"
+            f"({book.colab_url(m['target'] or m['bare'])})"
+        ),
+        markdown,
+    )
     markdown = REF.sub(lambda m: _reference(m, book, chapter.stem), markdown)
     return CITE.sub(lambda m: _citation(m, book), markdown)
 
 
 def note_cell(chapter: Path, book: Book) -> nbformat.NotebookNode:
-    note = (f"*A chapter of the book [MNIST two ways]({book.repository.url}), as a Colab notebook. "
-            "Run the cells from the top.")
+    note = (
+        f"*A chapter of the book [MNIST two ways]({book.repository.url}), as a Colab notebook. "
+        "Run the cells from the top."
+    )
     glued = GLUE.search(chapter.read_text(encoding="utf-8"))
     if glued:
-        note += (" A number the book's text quotes appears here as its name, like "
-                 f"`{glued['name']}`; the cell that computes it prints `{glued['name']} = …`.")
+        note += (
+            " A number the book's text quotes appears here as its name, like "
+            f"`{glued['name']}`; the cell that computes it prints `{glued['name']} = …`."
+        )
     return nbformat.v4.new_markdown_cell(note + "*")
 
 
@@ -176,10 +227,10 @@ def setup_cell(repository: Repository) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(
         "# Colab: install the book's package (skipped where it is already installed)\n"
         "import importlib.util\n"
-        "if importlib.util.find_spec(\"mnistbook\") is None:\n"
-        f"    get_ipython().run_line_magic(\"pip\", \"install -q {repository.pip_url}\")\n"
+        'if importlib.util.find_spec("mnistbook") is None:\n'
+        f'    get_ipython().run_line_magic("pip", "install -q {repository.pip_url}")\n'
         "# the workbook's messages link to the published book\n"
-        f"get_ipython().run_line_magic(\"env\", \"MNISTBOOK_BOOK_URL={repository.pages_url}\")"
+        f'get_ipython().run_line_magic("env", "MNISTBOOK_BOOK_URL={repository.pages_url}")'
     )
 
 
@@ -187,9 +238,15 @@ def colab_notebook(chapter: Path, book: Book) -> str:
     """The Colab twin of a MyST chapter, as notebook JSON text."""
     repository = book.repository
     notebook = jupytext.read(chapter, fmt="md:myst")
-    cited = list(dict.fromkeys(key.strip() for cell in notebook.cells if cell.cell_type == "markdown"
-                               for match in CITE.finditer(cell.source)
-                               for key in match["keys"].split(",")))
+    cited = list(
+        dict.fromkeys(
+            key.strip()
+            for cell in notebook.cells
+            if cell.cell_type == "markdown"
+            for match in CITE.finditer(cell.source)
+            for key in match["keys"].split(",")
+        )
+    )
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
             cell.source = plain_markdown(cell.source, chapter, book)

@@ -19,13 +19,18 @@ import re
 from pathlib import Path
 
 import tinycss2
+
 from _versions import require
 
-LINK = re.compile(r'[ \t]*<link (?=[^>]*rel="stylesheet")[^>]*href="([^"]+)"[^>]*/?>\n?')
+LINK = re.compile(
+    r'[ \t]*<link (?=[^>]*rel="stylesheet")[^>]*href="([^"]+)"[^>]*/?>\n?'
+)
 IMPORT = re.compile(r'@import\s+(?:url\()?["\']?([^"\')]+)["\']?\)?\s*;')
 URL = re.compile(r'url\((["\']?)([^"\')]+)\1\)')
 NAMES = re.compile(r"[.#](-?[_a-zA-Z][\w-]*)")
-NOT_NAMES = re.compile(r"::?[\w-]+(\([^)]*\))?|\[[^\]]*\]")  # pseudo-classes, attributes
+NOT_NAMES = re.compile(
+    r"::?[\w-]+(\([^)]*\))?|\[[^\]]*\]"
+)  # pseudo-classes, attributes
 WORD = re.compile(r"-?[_a-zA-Z][\w-]*")
 STRING = re.compile(r"""(["'`])((?:(?!\1)[^\n\\]|\\.){1,300})\1""")
 GROUPS = {"media", "supports", "layer", "container"}
@@ -35,8 +40,10 @@ INLINE_FONT_BYTES = 4096  # .woff2 files this small travel inside the page
 def _site_names(outdir: Path, pages: list[Path]) -> set[str]:
     """Class and id names the site can show: in the pages, and in its scripts' strings."""
     names: set[str] = set()
-    scripts = [path.read_text(encoding="utf-8", errors="ignore")
-               for path in outdir.rglob("*.js")]
+    scripts = [
+        path.read_text(encoding="utf-8", errors="ignore")
+        for path in outdir.rglob("*.js")
+    ]
     for page in pages:
         text = page.read_text(encoding="utf-8")
         for attribute in re.findall(r'\b(?:class|id)="([^"]*)"', text):
@@ -59,13 +66,24 @@ def _kept(rules, names: set[str]) -> str:
             selectors = [s.strip() for s in tinycss2.serialize(rule.prelude).split(",")]
             used = [s for s in selectors if _can_match(s, names)]
             if used:
-                out.append(",".join(used) + "{" + tinycss2.serialize(rule.content) + "}")
-        elif rule.type == "at-rule" and rule.content is not None \
-                and rule.lower_at_keyword in GROUPS:
-            inner = _kept(tinycss2.parse_rule_list(rule.content, skip_comments=True,
-                                                   skip_whitespace=True), names)
+                out.append(
+                    ",".join(used) + "{" + tinycss2.serialize(rule.content) + "}"
+                )
+        elif (
+            rule.type == "at-rule"
+            and rule.content is not None
+            and rule.lower_at_keyword in GROUPS
+        ):
+            inner = _kept(
+                tinycss2.parse_rule_list(
+                    rule.content, skip_comments=True, skip_whitespace=True
+                ),
+                names,
+            )
             if inner:
-                out.append(f"@{rule.at_keyword}{tinycss2.serialize(rule.prelude)}{{{inner}}}")
+                out.append(
+                    f"@{rule.at_keyword}{tinycss2.serialize(rule.prelude)}{{{inner}}}"
+                )
         elif rule.type == "at-rule":  # @font-face, @keyframes, @charset, …: kept whole
             out.append(tinycss2.serialize([rule]))
     return "".join(out)
@@ -86,10 +104,15 @@ class _Styles:
             target = match.group(2)
             if target.startswith(("data:", "http:", "https:", "#", "/")):
                 return match.group(0)
-            name, suffix = re.match(r"([^?#]*)(.*)", target).groups()  # suffix: ?query#hash
+            name, suffix = re.match(
+                r"([^?#]*)(.*)", target
+            ).groups()  # suffix: ?query#hash
             file = (base / name).resolve()
-            if file.suffix == ".woff2" and file.is_file() \
-                    and file.stat().st_size <= INLINE_FONT_BYTES:
+            if (
+                file.suffix == ".woff2"
+                and file.is_file()
+                and file.stat().st_size <= INLINE_FONT_BYTES
+            ):
                 data = base64.b64encode(file.read_bytes()).decode()
                 return f'url("data:font/woff2;base64,{data}")'
             return f'url("{file}{suffix}")'
@@ -97,30 +120,38 @@ class _Styles:
         def resolved(sheet: Path) -> str:
             text = sheet.read_text(encoding="utf-8")
             text = URL.sub(lambda m: absolute(m, sheet.parent), text)
-            return IMPORT.sub(lambda m: resolved((sheet.parent / m.group(1)).resolve()), text)
+            return IMPORT.sub(
+                lambda m: resolved((sheet.parent / m.group(1)).resolve()), text
+            )
 
-        rules = tinycss2.parse_stylesheet(resolved(path), skip_comments=True,
-                                          skip_whitespace=True)
+        rules = tinycss2.parse_stylesheet(
+            resolved(path), skip_comments=True, skip_whitespace=True
+        )
         self.cut[path] = _kept(rules, self.names)
         return self.cut[path]
 
     def for_page(self, page: Path, sheets: list[Path]) -> str:
         css = "".join(self._sheet(sheet) for sheet in sheets)
         folder = page.parent
-        return re.sub(r'url\("(/[^"]+)"\)',
-                      lambda m: f'url("{os.path.relpath(m.group(1), folder)}")', css)
+        return re.sub(
+            r'url\("(/[^"]+)"\)',
+            lambda m: f'url("{os.path.relpath(m.group(1), folder)}")',
+            css,
+        )
 
 
 def _inline(page: Path, styles: _Styles) -> None:
     text = page.read_text(encoding="utf-8")
-    links = [m for m in LINK.finditer(text) if not m.group(1).startswith(("http:", "https:"))]
+    links = [
+        m for m in LINK.finditer(text) if not m.group(1).startswith(("http:", "https:"))
+    ]
     if not links:
         return
     sheets = [(page.parent / m.group(1).split("?")[0]).resolve() for m in links]
     style = f"<style>{styles.for_page(page, sheets)}</style>\n"
     pieces, last = [], 0
     for index, match in enumerate(links):
-        pieces += [text[last:match.start()], style if index == 0 else ""]
+        pieces += [text[last : match.start()], style if index == 0 else ""]
         last = match.end()
     page.write_text("".join(pieces) + text[last:], encoding="utf-8")
 
@@ -129,8 +160,11 @@ def _finish(app, exception) -> None:
     if exception or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
-    pages = [page for page in sorted(outdir.rglob("*.html"))  # not templates in _static
-             if not page.relative_to(outdir).parts[0].startswith("_")]
+    pages = [
+        page
+        for page in sorted(outdir.rglob("*.html"))  # not templates in _static
+        if not page.relative_to(outdir).parts[0].startswith("_")
+    ]
     styles = _Styles(_site_names(outdir, pages))
     for page in pages:
         _inline(page, styles)

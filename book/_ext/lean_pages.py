@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 
 from docutils import nodes
+
 from _versions import require
 
 DESCRIPTION_CHARS = 155
@@ -42,9 +43,11 @@ OPTIONS = "_static/documentation_options.js"  # inline scripts read what it defi
 
 
 # the theme's head script copies default_mode ("auto") into data-theme, which its CSS does not know
-RESOLVE_AUTO_THEME = ('if (document.documentElement.dataset.theme === "auto") '
-                      'document.documentElement.dataset.theme = matchMedia('
-                      '"(prefers-color-scheme: dark)").matches ? "dark" : "light";')
+RESOLVE_AUTO_THEME = (
+    'if (document.documentElement.dataset.theme === "auto") '
+    "document.documentElement.dataset.theme = matchMedia("
+    '"(prefers-color-scheme: dark)").matches ? "dark" : "light";'
+)
 
 
 def _set_default_mode(app, config) -> None:
@@ -63,7 +66,9 @@ def _description(doctree) -> str:
 
 
 def _is_thebe(script) -> bool:
-    return "thebe" in (script.filename or "") or "THEBE_JS_URL" in script.attributes.get("body", "")
+    return "thebe" in (
+        script.filename or ""
+    ) or "THEBE_JS_URL" in script.attributes.get("body", "")
 
 
 def _lean_context(app, pagename, templatename, context, doctree) -> None:
@@ -75,24 +80,35 @@ def _lean_context(app, pagename, templatename, context, doctree) -> None:
         inline = script.attributes.get("body")
         if _is_thebe(script) or (inline and inline in seen_bodies):
             continue
-        if script.filename and script.filename.endswith("design-tabs.js") and "sd-tab-set" not in body:
+        if (
+            script.filename
+            and script.filename.endswith("design-tabs.js")
+            and "sd-tab-set" not in body
+        ):
             continue
         if inline:
             seen_bodies.add(inline)
         elif script.filename and script.filename != OPTIONS and pagename != "search":
             # (the search page's own searchtools.js runs at once and needs doctools.js)
             attributes = {k: v for k, v in script.attributes.items() if k != "async"}
-            script = _JavaScript(script.filename, priority=script.priority, **attributes, defer="defer")
+            script = _JavaScript(
+                script.filename, priority=script.priority, **attributes, defer="defer"
+            )
         scripts.append(script)
     context["script_files"] = scripts
-    context["css_files"] = [css for css in context.get("css_files", [])
-                            if "thebe" not in (css.filename or "")]
+    context["css_files"] = [
+        css
+        for css in context.get("css_files", [])
+        if "thebe" not in (css.filename or "")
+    ]
 
     text = _description(doctree) if doctree is not None else ""
     title = context.get("title") or pagename.replace("-", " ").capitalize()
     text = text or f"{title} — {app.config.html_title or app.config.project}"
-    context["metatags"] = (context.get("metatags", "")
-                           + f'\n<meta name="description" content="{html.escape(text)}" />')
+    context["metatags"] = (
+        context.get("metatags", "")
+        + f'\n<meta name="description" content="{html.escape(text)}" />'
+    )
 
 
 DEFERRED = re.compile(r'\s*<script defer(?:="defer")? src="([^"]+)"></script>')
@@ -101,12 +117,14 @@ DEFERRED = re.compile(r'\s*<script defer(?:="defer")? src="([^"]+)"></script>')
 def _after_load(sources: list[str]) -> str:
     """A script that, once the page has loaded, adds the scripts in order (``async = false``
     keeps it) and marks ``<html data-scripts-loaded>`` when the last has run."""
-    return ('<script>addEventListener("load", () => { let script; '
-            f'for (const src of {json.dumps(sources)}) {{ '
-            'script = Object.assign(document.createElement("script"), {src, async: false}); '
-            'document.head.append(script); } '
-            'script.addEventListener("load", () => '
-            'document.documentElement.dataset.scriptsLoaded = ""); });</script>')
+    return (
+        '<script>addEventListener("load", () => { let script; '
+        f"for (const src of {json.dumps(sources)}) {{ "
+        'script = Object.assign(document.createElement("script"), {src, async: false}); '
+        "document.head.append(script); } "
+        'script.addEventListener("load", () => '
+        'document.documentElement.dataset.scriptsLoaded = ""); });</script>'
+    )
 
 
 def _rewrite_page(page: Path, outdir: Path, options: str) -> None:
@@ -115,14 +133,27 @@ def _rewrite_page(page: Path, outdir: Path, options: str) -> None:
     search scripts and fetch the deferred scripts once the page has loaded; load images
     lazily."""
     text = original = page.read_text(encoding="utf-8")
-    text = re.sub(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>', "", text)
+    text = re.sub(
+        r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>',
+        "",
+        text,
+    )
     # the theme preloads its two deferred scripts: that bandwidth belongs to the first paint
-    text = re.sub(r'\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[^"]*" />', "", text)
-    text = re.sub(rf'<script src="[^"]*{re.escape(OPTIONS)}[^"]*"></script>',
-                  lambda _: f"<script>{options}</script>", text)
+    text = re.sub(
+        r'\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[^"]*" />',
+        "",
+        text,
+    )
+    text = re.sub(
+        rf'<script src="[^"]*{re.escape(OPTIONS)}[^"]*"></script>',
+        lambda _: f"<script>{options}</script>",
+        text,
+    )
     if page != outdir / "search.html":
         for name in SEARCH_ONLY:
-            text = re.sub(rf'\s*<script src="[^"]*{re.escape(name)}"></script>', "", text)
+            text = re.sub(
+                rf'\s*<script src="[^"]*{re.escape(name)}"></script>', "", text
+            )
         late = [m.group(1) for m in DEFERRED.finditer(text)]
         if late:
             text = DEFERRED.sub("", text)
@@ -139,13 +170,22 @@ ICON_RULE = re.compile(r'((?:\.fa-[\w-]+:+before,?)+)\{content:"[^"]*"\}')
 def _theme_static() -> Path:
     import pydata_sphinx_theme
 
-    return Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / "static"
+    return (
+        Path(pydata_sphinx_theme.__file__).parent
+        / "theme"
+        / "pydata_sphinx_theme"
+        / "static"
+    )
 
 
 def _stylesheets(outdir: Path):
     """Text of every stylesheet in the output; the theme's own from its package, untrimmed."""
     for css in (outdir / "_static").rglob("*.css"):
-        source = _theme_static() / THEME_CSS if css == outdir / "_static" / THEME_CSS else css
+        source = (
+            _theme_static() / THEME_CSS
+            if css == outdir / "_static" / THEME_CSS
+            else css
+        )
         yield source.read_text(encoding="utf-8", errors="ignore")
 
 
@@ -158,11 +198,18 @@ def _used_icons(pages: list[Path]) -> set[str]:
 
 def _trim_icon_rules(outdir: Path, used: set[str]) -> None:
     """The theme stylesheet without the class rules of the ~2000 icons no page uses."""
+
     def keep(rule: re.Match) -> str:
-        return rule.group(0) if used & set(re.findall(r"\.fa-([\w-]+):", rule.group(1))) else ""
+        return (
+            rule.group(0)
+            if used & set(re.findall(r"\.fa-([\w-]+):", rule.group(1)))
+            else ""
+        )
 
     source = (_theme_static() / THEME_CSS).read_text(encoding="utf-8")
-    (outdir / "_static" / THEME_CSS).write_text(ICON_RULE.sub(keep, source), encoding="utf-8")
+    (outdir / "_static" / THEME_CSS).write_text(
+        ICON_RULE.sub(keep, source), encoding="utf-8"
+    )
 
 
 def _icon_codepoints(outdir: Path, used: set[str]) -> set[int]:
@@ -174,7 +221,9 @@ def _icon_codepoints(outdir: Path, used: set[str]) -> set[int]:
         for selectors, declarations in rule.findall(text):
             codes = [int(code, 16) for code in escape.findall(declarations)]
             names = re.findall(r"\.fa-([\w-]+):+before", selectors)
-            if names and len(names) == selectors.count(",") + 1:  # a class-to-glyph rule: keep if used
+            if (
+                names and len(names) == selectors.count(",") + 1
+            ):  # a class-to-glyph rule: keep if used
                 for name in names:
                     mapped.setdefault(name, set()).update(codes)
             else:

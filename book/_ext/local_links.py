@@ -24,7 +24,12 @@ def missing_links(outdir: Path) -> list[tuple[str, str]]:
             continue  # templates and scripts' own files
         for link in LINK.findall(page.read_text(encoding="utf-8")):
             parts = urlsplit(link)
-            if parts.scheme or parts.netloc or not parts.path or link.startswith(("#", "data:", "javascript:")):
+            if (
+                parts.scheme
+                or parts.netloc
+                or not parts.path
+                or link.startswith(("#", "data:", "javascript:"))
+            ):
                 continue
             target = (page.parent / unquote(parts.path)).resolve()
             if target.is_dir():
@@ -38,8 +43,11 @@ def _check(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
     for page, link in missing_links(Path(app.outdir)):
-        logger.warning(f"{page}: the link {link!r} points at no file of the built site",
-                       type="local_links", subtype="missing")
+        logger.warning(
+            f"{page}: the link {link!r} points at no file of the built site",
+            type="local_links",
+            subtype="missing",
+        )
 
 
 def setup(app):

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from _versions import require
 from jupyter_cache import get_cache
 from sphinx.util import logging
+
+from _versions import require
 
 logger = logging.getLogger(__name__)
 STAMP = "package-fingerprint.txt"

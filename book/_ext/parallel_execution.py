@@ -17,20 +17,21 @@ from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 from tempfile import TemporaryDirectory
 
-from _versions import require
-from chapters import in_execution_order
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
-from jupyter_client.manager import AsyncKernelManager
-from traitlets import default
 
 # jupyter-cache's own executors and myst-nb's cache mode both run a notebook with this function;
 # it is not part of jupyter-cache's documented API.
 from jupyter_cache.executors.utils import single_nb_execution
+from jupyter_client.manager import AsyncKernelManager
 
 # myst-nb's reader for a source file (MyST markdown or .ipynb); internal to myst-nb.
 from myst_nb.core.read import create_nb_reader
 from sphinx.util import logging
+from traitlets import default
+
+from _versions import require
+from chapters import in_execution_order
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +121,16 @@ def _execute_uncached(app, env, docnames):
     if nb_config.execution_mode != "cache" or workers < 2:
         return
     cache = get_cache(nb_config.execution_cache_path or ".jupyter_cache")
-    uncached = {name: (name, path, notebook) for name, path, notebook in _uncached(env, docnames, cache)}
-    pending = [uncached[name] for name in in_execution_order(list(uncached), app.config.parallel_execution_first)]
+    uncached = {
+        name: (name, path, notebook)
+        for name, path, notebook in _uncached(env, docnames, cache)
+    }
+    pending = [
+        uncached[name]
+        for name in in_execution_order(
+            list(uncached), app.config.parallel_execution_first
+        )
+    ]
     if len(pending) < 2:
         return
     logger.info(
@@ -155,8 +164,12 @@ def _execute_uncached(app, env, docnames):
 def declare_settings(app) -> None:
     """The settings of ``_config.yml`` this extension reads (also declared by ``speed`` when the
     extension is off, so that they stay valid settings)."""
-    app.add_config_value("parallel_execution_workers", None, "env")  # None: one per CPU core
-    app.add_config_value("parallel_execution_first", [], "env")  # longest chapters, to start first
+    app.add_config_value(
+        "parallel_execution_workers", None, "env"
+    )  # None: one per CPU core
+    app.add_config_value(
+        "parallel_execution_first", [], "env"
+    )  # longest chapters, to start first
 
 
 def setup(app):

@@ -12,11 +12,16 @@ Written for the releases of sphinx-exercise (its nodes and ``sphinx_exercise_reg
 
 import re
 
-from _versions import require
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
-from sphinx_exercise.nodes import exercise_enumerable_node, exercise_latex_number_reference, solution_node
+from sphinx_exercise.nodes import (
+    exercise_enumerable_node,
+    exercise_latex_number_reference,
+    solution_node,
+)
+
+from _versions import require
 
 # Math in a section title goes into the PDF's bookmarks too, as text, where unicode-math's symbols
 # stop XeLaTeX ("Improper alphabetic constant"): the first line spells them there as characters.
@@ -39,7 +44,9 @@ class SolutionsAtChapterEnd(SphinxPostTransform):
             sections = [s for s in chapter.children if isinstance(s, nodes.section)]
             if not solutions or not sections:
                 continue
-            end = nodes.section(ids=[f"solutions-{chapter['docname'].replace('/', '-')}"])
+            end = nodes.section(
+                ids=[f"solutions-{chapter['docname'].replace('/', '-')}"]
+            )
             end += nodes.title(text="Solutions")
             for solution in solutions:
                 solution.parent.remove(solution)
@@ -61,8 +68,12 @@ class ExerciseReferencesAcrossChapters(SphinxPostTransform):
     def run(self, **kwargs) -> None:
         registry = getattr(self.env, "sphinx_exercise_registry", {})
         for reference in list(self.document.findall(addnodes.number_reference)):
-            label = re.split(r"[#:]", reference.get("refid") or reference.get("refuri", ""))[-1]
-            if isinstance(registry.get(label, {}).get("node"), exercise_enumerable_node):
+            label = re.split(
+                r"[#:]", reference.get("refid") or reference.get("refuri", "")
+            )[-1]
+            if isinstance(
+                registry.get(label, {}).get("node"), exercise_enumerable_node
+            ):
                 rewritten = exercise_latex_number_reference(refid=label)
                 rewritten += reference.children
                 reference.replace_self(rewritten)
@@ -79,14 +90,19 @@ class NumberedEquations(SphinxPostTransform):
     builders = ("latex",)
 
     def run(self, **kwargs) -> None:
-        blocks = [b for b in self.document.findall(nodes.math_block)
-                  if not b.get("label") and not b.get("nowrap")]
+        blocks = [
+            b
+            for b in self.document.findall(nodes.math_block)
+            if not b.get("label") and not b.get("nowrap")
+        ]
         for number, block in enumerate(blocks):
             block["docname"], block["label"] = "pdf-edition", f"equation-{number}"
 
 
 def add_preamble(app, config) -> None:
-    config.latex_elements["preamble"] = config.latex_elements.get("preamble", "") + PREAMBLE
+    config.latex_elements["preamble"] = (
+        config.latex_elements.get("preamble", "") + PREAMBLE
+    )
 
 
 def setup(app):

@@ -18,19 +18,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from _versions import require
-from chapters import is_notebook
 from docutils import nodes
 from myst_nb.sphinx_ import NbMetadataCollector
-from repository import git
 from sphinx.util.docutils import SphinxDirective
+
+from _versions import require
+from chapters import is_notebook
+from repository import git
 
 
 @dataclass(frozen=True)
 class Source:
     """The checkout a build reads."""
 
-    commit: str | None   # full sha, or None outside git
+    commit: str | None  # full sha, or None outside git
     dirty: bool
     built: datetime.datetime
     torch: str
@@ -39,8 +40,12 @@ class Source:
     def of(cls, root: Path, environ: dict) -> "Source":
         commit = environ.get("GITHUB_SHA") or git(root, "rev-parse", "HEAD")
         dirty = bool(git(root, "status", "--porcelain")) if commit else False
-        return cls(commit, dirty, datetime.datetime.now(datetime.timezone.utc),
-                   importlib.metadata.version("torch"))
+        return cls(
+            commit,
+            dirty,
+            datetime.datetime.now(datetime.timezone.utc),
+            importlib.metadata.version("torch"),
+        )
 
     def describe(self, commit: str | None = None) -> str:
         """'built from commit abc1234 on …, torch …'; ``commit`` replaces the short sha (say, by a link)."""
@@ -57,7 +62,7 @@ class Execution:
     """When one chapter's outputs were computed."""
 
     chapter: str
-    at: datetime.datetime | None   # None: never executed (execution off)
+    at: datetime.datetime | None  # None: never executed (execution off)
     seconds: float | None
     this_build: bool
     succeeded: bool
@@ -76,12 +81,26 @@ def executions(env, built: datetime.datetime) -> list[Execution]:
         if not is_notebook(env.doc2path(name)):
             continue
         record = NbMetadataCollector.get_exec_data(env, name) or {}
-        at = (datetime.datetime.fromtimestamp(record["mtime"], datetime.timezone.utc)
-              if record.get("mtime") else None)
+        at = (
+            datetime.datetime.fromtimestamp(record["mtime"], datetime.timezone.utc)
+            if record.get("mtime")
+            else None
+        )
         # a minute's slack: the cache stamps a chapter when its execution started
         this_build = at is not None and at >= built - datetime.timedelta(minutes=1)
-        found.append(Execution(name, at, record.get("runtime"), this_build, bool(record.get("succeeded"))))
-    order = {name: i for i, name in enumerate(env.toctree_includes.get(env.config.root_doc, []))}
+        found.append(
+            Execution(
+                name,
+                at,
+                record.get("runtime"),
+                this_build,
+                bool(record.get("succeeded")),
+            )
+        )
+    order = {
+        name: i
+        for i, name in enumerate(env.toctree_includes.get(env.config.root_doc, []))
+    }
     return sorted(found, key=lambda e: (order.get(e.chapter, len(order)), e.chapter))
 
 
@@ -91,8 +110,10 @@ def execution_line(execution: Execution | None) -> str:
         return "no code runs on this page"
     if execution.at is None:
         return "this chapter was not executed"
-    return (f"the outputs of this chapter were computed on {execution.at:%Y-%m-%d %H:%M} UTC, "
-            f"by {execution.by}")
+    return (
+        f"the outputs of this chapter were computed on {execution.at:%Y-%m-%d %H:%M} UTC, "
+        f"by {execution.by}"
+    )
 
 
 class ExecutionRecordNode(nodes.General, nodes.Element):
@@ -110,10 +131,20 @@ def fill_record(app, doctree, docname) -> None:
     for placeholder in list(doctree.findall(ExecutionRecordNode)):
         rows = [("chapter", "outputs computed (UTC)", "by", "seconds", "succeeded")]
         for e in executions(app.env, app.book_source.built):
-            title = app.env.titles[e.chapter].astext() if e.chapter in app.env.titles else e.chapter
-            rows.append((title, f"{e.at:%Y-%m-%d %H:%M}" if e.at else "—", e.by,
-                         f"{e.seconds:.0f}" if e.seconds is not None else "—",
-                         "yes" if e.succeeded else "no"))
+            title = (
+                app.env.titles[e.chapter].astext()
+                if e.chapter in app.env.titles
+                else e.chapter
+            )
+            rows.append(
+                (
+                    title,
+                    f"{e.at:%Y-%m-%d %H:%M}" if e.at else "—",
+                    e.by,
+                    f"{e.seconds:.0f}" if e.seconds is not None else "—",
+                    "yes" if e.succeeded else "no",
+                )
+            )
         placeholder.replace_self(_table(rows))
 
 
@@ -137,10 +168,14 @@ def record(app, config) -> None:
     source = Source.of(Path(app.srcdir), dict(os.environ))
     app.book_source = source
     line = source.describe()
-    title_date = re.sub(r"([{}_%&#$])", r"\\\1", line[0].upper() + line[1:])  # TeX-escaped
+    title_date = re.sub(
+        r"([{}_%&#$])", r"\\\1", line[0].upper() + line[1:]
+    )  # TeX-escaped
     # the title page's date line; \AtBeginDocument runs after the template's own \date
-    config.latex_elements["preamble"] = (config.latex_elements.get("preamble", "")
-                                         + f"\n\\AtBeginDocument{{\\date{{{title_date}}}}}\n")
+    config.latex_elements["preamble"] = (
+        config.latex_elements.get("preamble", "")
+        + f"\n\\AtBeginDocument{{\\date{{{title_date}}}}}\n"
+    )
 
 
 def add_footer(app, pagename, templatename, context, doctree) -> None:
@@ -148,9 +183,13 @@ def add_footer(app, pagename, templatename, context, doctree) -> None:
     commit = f"<code>{source.commit[:7]}</code>" if source.commit else None
     if commit and repository:
         commit = f'<a href="{html.escape(repository.url)}/commit/{source.commit}">{commit}</a>'
-    execution = next((e for e in executions(app.env, source.built) if e.chapter == pagename), None)
+    execution = next(
+        (e for e in executions(app.env, source.built) if e.chapter == pagename), None
+    )
     line = f"{source.describe(commit)}; {execution_line(execution)}"
-    context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + f'<p class="provenance">{line}</p>'
+    context["theme_extra_footer"] = (
+        context.get("theme_extra_footer") or ""
+    ) + f'<p class="provenance">{line}</p>'
 
 
 def setup(app):

@@ -38,14 +38,20 @@ SECTION_UNKNOWN = "(which section?)"
 WHAT_IS_WRONG = "What is wrong, and what should it say?"
 
 
-def issue_url(repository: Repository, title: str, pagename: str, commit: str | None) -> str:
+def issue_url(
+    repository: Repository, title: str, pagename: str, commit: str | None
+) -> str:
     """The address of a new issue about ``pagename``, its title and body filled in."""
     owner, name = repository.slug.split("/", 1)
     page = f"https://{owner}.github.io/{name}/{pagename}.html"
-    body = (f"Page: {title} ({page})\nSection: {SECTION_UNKNOWN}\n"
-            f"Built from commit {commit or 'unknown'}\n\n{WHAT_IS_WRONG}\n")
-    return (f"{repository.url}/issues/new?title={quote(f'Error on the page “{title}”')}"
-            f"&body={quote(body)}")
+    body = (
+        f"Page: {title} ({page})\nSection: {SECTION_UNKNOWN}\n"
+        f"Built from commit {commit or 'unknown'}\n\n{WHAT_IS_WRONG}\n"
+    )
+    return (
+        f"{repository.url}/issues/new?title={quote(f'Error on the page “{title}”')}"
+        f"&body={quote(body)}"
+    )
 
 
 def add_link(app, pagename, templatename, context, doctree) -> None:
@@ -54,11 +60,14 @@ def add_link(app, pagename, templatename, context, doctree) -> None:
         return
     title = html.unescape(context.get("title") or pagename)
     url = issue_url(repository, title, pagename, app.book_source.commit)
-    script = (SCRIPT.replace("SECTION_UNKNOWN", json.dumps(SECTION_UNKNOWN))
-              .replace("WHAT_IS_WRONG", json.dumps(WHAT_IS_WRONG)))
-    link = (f'<p class="report-error-line"><a class="report-error" href="{html.escape(url)}" '
-            'title="Opens a new issue on GitHub; select the wrong sentence first to quote it">'
-            f"Report an error on this page</a></p>{script}")
+    script = SCRIPT.replace("SECTION_UNKNOWN", json.dumps(SECTION_UNKNOWN)).replace(
+        "WHAT_IS_WRONG", json.dumps(WHAT_IS_WRONG)
+    )
+    link = (
+        f'<p class="report-error-line"><a class="report-error" href="{html.escape(url)}" '
+        'title="Opens a new issue on GitHub; select the wrong sentence first to quote it">'
+        f"Report an error on this page</a></p>{script}"
+    )
     context["theme_extra_footer"] = (context.get("theme_extra_footer") or "") + link
 
 

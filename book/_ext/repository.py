@@ -22,16 +22,18 @@ from sphinx.util import logging
 LOGGER = logging.getLogger(__name__)
 GITHUB = "https://github.com"
 # git@github.com:owner/name.git, ssh://git@github.com/owner/name, https://user@github.com/owner/name.git
-REMOTE = re.compile(r"^(?:[\w+]+://)?(?:[^@/]+@)?(?P<host>[^:/]+)(?::\d+)?[:/]"
-                    r"(?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
+REMOTE = re.compile(
+    r"^(?:[\w+]+://)?(?:[^@/]+@)?(?P<host>[^:/]+)(?::\d+)?[:/]"
+    r"(?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$"
+)
 
 
 @dataclass(frozen=True)
 class Repository:
     """Where the book's sources and its published Colab twins live."""
 
-    url: str                 # e.g. https://github.com/owner/name
-    install_ref: str         # the commit (or branch) the twins install the package from
+    url: str  # e.g. https://github.com/owner/name
+    install_ref: str  # the commit (or branch) the twins install the package from
     colab_branch: str = "colab"
 
     @property
@@ -57,8 +59,13 @@ class Repository:
 def git(root: Path, *args: str) -> str | None:
     """The output of a git command in ``root``, or None where git or the repository is missing."""
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=30, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -72,14 +79,18 @@ def url_of_remote(remote: str) -> str | None:
     return f"{GITHUB}/{match['owner']}/{match['name']}"
 
 
-def derive(configured: str, environ: dict, root: Path, colab_branch: str = "colab") -> Repository | None:
+def derive(
+    configured: str, environ: dict, root: Path, colab_branch: str = "colab"
+) -> Repository | None:
     """The repository, by the order in the module docstring; None where none is found."""
     commit = environ.get("GITHUB_SHA") or git(root, "rev-parse", "HEAD")
     if configured:
         url = configured.rstrip("/").removesuffix(".git")
         if not url.startswith(GITHUB + "/"):
-            raise ValueError(f"repository.url in _config.yml: expected {GITHUB}/<owner>/<name>, "
-                             f"got {configured!r}")
+            raise ValueError(
+                f"repository.url in _config.yml: expected {GITHUB}/<owner>/<name>, "
+                f"got {configured!r}"
+            )
     elif environ.get("GITHUB_REPOSITORY"):
         server = environ.get("GITHUB_SERVER_URL", GITHUB).rstrip("/")
         url = f"{server}/{environ['GITHUB_REPOSITORY']}"
@@ -87,30 +98,48 @@ def derive(configured: str, environ: dict, root: Path, colab_branch: str = "cola
         url = url_of_remote(git(root, "remote", "get-url", "origin") or "")
     if not url:
         return None
-    branch = environ.get("GITHUB_REF_NAME") or git(root, "rev-parse", "--abbrev-ref", "HEAD") or "main"
+    branch = (
+        environ.get("GITHUB_REF_NAME")
+        or git(root, "rev-parse", "--abbrev-ref", "HEAD")
+        or "main"
+    )
     return Repository(url, commit or branch, colab_branch)
 
 
 def configure(app, config) -> None:
     """Point the theme's repository and Colab buttons at the derived repository."""
     options = config.html_theme_options
-    repository = derive(options.get("repository_url", ""), dict(os.environ), Path(app.srcdir),
-                        config.colab_branch)
+    repository = derive(
+        options.get("repository_url", ""),
+        dict(os.environ),
+        Path(app.srcdir),
+        config.colab_branch,
+    )
     config.book_repository = repository
     if repository is None:
-        LOGGER.info("repository: none in _config.yml, GITHUB_REPOSITORY or a GitHub 'origin' "
-                    "remote; building without repository and Colab buttons")
+        LOGGER.info(
+            "repository: none in _config.yml, GITHUB_REPOSITORY or a GitHub 'origin' "
+            "remote; building without repository and Colab buttons"
+        )
         options["use_repository_button"] = False
         options.get("launch_buttons", {}).pop("colab_url", None)
         return
-    LOGGER.info(f"repository: {repository.url}, Colab twins on its branch {repository.colab_branch}")
+    LOGGER.info(
+        f"repository: {repository.url}, Colab twins on its branch {repository.colab_branch}"
+    )
     options["repository_url"] = repository.url
-    options["repository_branch"] = repository.colab_branch  # the theme builds Colab links with it
+    options["repository_branch"] = (
+        repository.colab_branch
+    )  # the theme builds Colab links with it
     options["use_repository_button"] = True
 
 
 def setup(app):
     app.add_config_value("colab_branch", "colab", "")
-    app.add_config_value("book_repository", None, "")  # set by configure(), read by colab_notebooks
-    app.connect("config-inited", configure, priority=400)  # before colab_notebooks writes twins
+    app.add_config_value(
+        "book_repository", None, ""
+    )  # set by configure(), read by colab_notebooks
+    app.connect(
+        "config-inited", configure, priority=400
+    )  # before colab_notebooks writes twins
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -18,14 +18,22 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from _versions import require
 from docutils import nodes
 from sphinx.locale import _
 from sphinx.util import logging
 from sphinx.util.math import get_node_equation_number
 
-COMPONENTS = ["loader.js", "core.js", "adaptors/liteDOM.js", "input/tex-full.js", "output/svg.js",
-              "output/svg/fonts/tex.js", "a11y/assistive-mml.js"]
+from _versions import require
+
+COMPONENTS = [
+    "loader.js",
+    "core.js",
+    "adaptors/liteDOM.js",
+    "input/tex-full.js",
+    "output/svg.js",
+    "output/svg/fonts/tex.js",
+    "a11y/assistive-mml.js",
+]
 STYLESHEET = "static-math.css"
 logger = logging.getLogger(__name__)
 
@@ -81,7 +89,9 @@ def _engine():
 def render(source: str, display: bool) -> str:
     """The SVG (with hidden MathML) for one TeX formula."""
     if not isinstance(source, str):
-        raise TypeError(f"render expects TeX source as str, got {type(source).__name__}")
+        raise TypeError(
+            f"render expects TeX source as str, got {type(source).__name__}"
+        )
     from py_mini_racer import JSEvalException
 
     try:
@@ -91,7 +101,9 @@ def render(source: str, display: bool) -> str:
         raise MathError(f"cannot typeset {source!r}: {message}") from None
 
 
-GLYPH_DEFS = re.compile(r'<defs>((?:<path id="MJX-\d+-[^"]+" d="[^"]*"></path>)*)</defs>')
+GLYPH_DEFS = re.compile(
+    r'<defs>((?:<path id="MJX-\d+-[^"]+" d="[^"]*"></path>)*)</defs>'
+)
 GLYPH = re.compile(r'<path id="MJX-\d+-([^"]+)" d="([^"]*)"></path>')
 GLYPH_USE = re.compile(r'xlink:href="#MJX-\d+-([^"]+)"')
 
@@ -111,9 +123,14 @@ def share_glyphs(html_body: str) -> str:
     if not glyphs:
         return html_body
     html_body = GLYPH_USE.sub(lambda m: f'xlink:href="#MJX-{m.group(1)}"', html_body)
-    paths = "".join(f'<path id="MJX-{name}" d="{outline}"></path>' for name, outline in glyphs.items())
-    return ('<svg class="mjx-glyphs" aria-hidden="true" focusable="false" width="0" height="0" '
-            f'style="position: absolute"><defs>{paths}</defs></svg>\n' + html_body)
+    paths = "".join(
+        f'<path id="MJX-{name}" d="{outline}"></path>'
+        for name, outline in glyphs.items()
+    )
+    return (
+        '<svg class="mjx-glyphs" aria-hidden="true" focusable="false" width="0" height="0" '
+        f'style="position: absolute"><defs>{paths}</defs></svg>\n' + html_body
+    )
 
 
 def _share_page_glyphs(app, pagename, templatename, context, doctree) -> None:
@@ -134,7 +151,9 @@ def _typeset(translator, node, source: str, display: bool) -> str:
 
 
 def visit_math(self, node: nodes.math) -> None:
-    self.body.append(self.starttag(node, "span", "", CLASS="math notranslate nohighlight"))
+    self.body.append(
+        self.starttag(node, "span", "", CLASS="math notranslate nohighlight")
+    )
     self.body.append(_typeset(self, node, node.astext(), False) + "</span>")
     raise nodes.SkipNode
 
@@ -179,7 +198,9 @@ def _write_stylesheet(app, exception) -> None:
 
 def setup(app):
     require("static_math")
-    app.add_html_math_renderer("static_math", (visit_math, None), (visit_displaymath, None))
+    app.add_html_math_renderer(
+        "static_math", (visit_math, None), (visit_displaymath, None)
+    )
     app.connect("config-inited", _use_renderer)
     app.connect("builder-inited", _add_stylesheet)
     app.connect("html-page-context", _share_page_glyphs)

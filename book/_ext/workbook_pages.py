@@ -25,8 +25,10 @@ from mnistbook.workbook import EXERCISES
 from mnistbook.workbook.probe import Mistake
 
 BOOK = Path(__file__).resolve().parents[1]
-MARKER = ("<!-- Everything below is written by book/_ext/workbook_pages.py from this page's checks: "
-          "change those, then run it. -->")
+MARKER = (
+    "<!-- Everything below is written by book/_ext/workbook_pages.py from this page's checks: "
+    "change those, then run it. -->"
+)
 TABLE_BEGIN = "<!-- The table of checks, written by book/_ext/workbook_pages.py: -->"
 TABLE_END = "<!-- (end of the table of checks) -->"
 STUB = 'raise NotImplementedError("your code here")'
@@ -51,13 +53,17 @@ def _source(obj) -> tuple[str, ast.AST]:
     """The source of a function or class without its decorators, and its parsed definition."""
     source = textwrap.dedent(inspect.getsource(obj))
     node = ast.parse(source).body[0]
-    lines = source.splitlines()[node.lineno - 1:]
+    lines = source.splitlines()[node.lineno - 1 :]
     return "\n".join(lines), ast.parse("\n".join(lines)).body[0]
 
 
 def _docstring_end(body: list) -> int:
     first = body[0]
-    is_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+    is_doc = (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    )
     return first.end_lineno if is_doc else 0
 
 
@@ -65,12 +71,21 @@ def skeleton(obj) -> str:
     """The exercise for ``obj``: its source with every function body (``__call__`` excepted) a stub."""
     source, node = _source(obj)
     lines = source.splitlines()
-    functions = [node] if isinstance(node, ast.FunctionDef) else [
-        item for item in node.body if isinstance(item, ast.FunctionDef) and item.name != "__call__"]
-    for function in reversed(functions):  # from the bottom up, so earlier line numbers stay valid
+    functions = (
+        [node]
+        if isinstance(node, ast.FunctionDef)
+        else [
+            item
+            for item in node.body
+            if isinstance(item, ast.FunctionDef) and item.name != "__call__"
+        ]
+    )
+    for function in reversed(
+        functions
+    ):  # from the bottom up, so earlier line numbers stay valid
         keep = _docstring_end(function.body) or function.body[0].lineno - 1
         indent = " " * (function.body[0].col_offset)
-        lines[keep:function.end_lineno] = [indent + STUB]
+        lines[keep : function.end_lineno] = [indent + STUB]
     return "\n".join(lines)
 
 
@@ -83,9 +98,16 @@ def helpers(obj) -> list:
     def visit(item) -> None:
         module = inspect.getmodule(item)
         for node in ast.walk(_source(item)[1]):
-            target = getattr(module, node.id, None) if isinstance(node, ast.Name) else None
-            if (inspect.isfunction(target) and target.__module__.startswith("mnistbook")
-                    and target.__name__ not in subjects and target is not item and target not in found):
+            target = (
+                getattr(module, node.id, None) if isinstance(node, ast.Name) else None
+            )
+            if (
+                inspect.isfunction(target)
+                and target.__module__.startswith("mnistbook")
+                and target.__name__ not in subjects
+                and target is not item
+                and target not in found
+            ):
                 visit(target)
                 if target not in found:
                     found.append(target)
@@ -97,7 +119,9 @@ def helpers(obj) -> list:
 def solution_code(exercises: list) -> str:
     """The page's answer as one cell: what the solution shows, ready to run after the setup."""
     parts = []
-    for obj in [h for e in exercises for h in helpers(solution_object(e))] + [solution_object(e) for e in exercises]:
+    for obj in [h for e in exercises for h in helpers(solution_object(e))] + [
+        solution_object(e) for e in exercises
+    ]:
         text = _source(obj)[0]
         if text not in parts:
             parts.append(text)
@@ -110,8 +134,12 @@ def imports(exercises: list) -> list[str]:
     learner can swap in their own)."""
     answers = {e.subject: e.solution.split(":")[0] for e in EXERCISES.values()}
     own = {e.subject for e in exercises}
-    needed = {node.id: answers[node.id] for e in exercises for node in ast.walk(_source(solution_object(e))[1])
-              if isinstance(node, ast.Name) and node.id in answers and node.id not in own}
+    needed = {
+        node.id: answers[node.id]
+        for e in exercises
+        for node in ast.walk(_source(solution_object(e))[1])
+        if isinstance(node, ast.Name) and node.id in answers and node.id not in own
+    }
     for e in exercises:
         for name, parameter in list(inspect.signature(e.check).parameters.items())[1:]:
             if inspect.isclass(parameter.default):
@@ -119,11 +147,16 @@ def imports(exercises: list) -> list[str]:
     by_module: dict[str, list[str]] = {}
     for name, module in sorted(needed.items()):
         by_module.setdefault(module, []).append(name)
-    return [f"from {module} import {', '.join(names)}" for module, names in sorted(by_module.items())]
+    return [
+        f"from {module} import {', '.join(names)}"
+        for module, names in sorted(by_module.items())
+    ]
 
 
 def check_call(exercise, names: set[str]) -> str:
-    extra = [p for p in list(inspect.signature(exercise.check).parameters)[1:] if p in names]
+    extra = [
+        p for p in list(inspect.signature(exercise.check).parameters)[1:] if p in names
+    ]
     return f"{exercise.name}({', '.join([exercise.subject, *extra])})"
 
 
@@ -134,17 +167,31 @@ def _cell(code: str) -> str:
 def generated(page: str, exercises: list) -> str:
     """Everything of ``page`` below the marker."""
     extra_imports = imports(exercises)
-    names = {name.strip() for line in extra_imports for name in line.split(" import ")[1].split(",")}
+    names = {
+        name.strip()
+        for line in extra_imports
+        for name in line.split(" import ")[1].split(",")
+    }
     calls = [check_call(e, names) for e in exercises]
-    checks = sorted({e.name for e in exercises} | ({"summary"} if len(exercises) > 1 else set()))
-    setup = SETUP + "".join(f"{line}\n" for line in extra_imports) + f"\nfrom mnistbook.workbook import {', '.join(checks)}"
-    subjects = " and ".join(e.subject for e in exercises)  # no backticks: a fence's info string may not hold any
+    checks = sorted(
+        {e.name for e in exercises} | ({"summary"} if len(exercises) > 1 else set())
+    )
+    setup = (
+        SETUP
+        + "".join(f"{line}\n" for line in extra_imports)
+        + f"\nfrom mnistbook.workbook import {', '.join(checks)}"
+    )
+    subjects = " and ".join(
+        e.subject for e in exercises
+    )  # no backticks: a fence's info string may not hold any
     contract = "\n".join(f"- {line}" for e in exercises for line in e.contract)
-    modules = sorted({e.solution.split(":")[0].replace(".", "/") + ".py" for e in exercises})
+    modules = sorted(
+        {e.solution.split(":")[0].replace(".", "/") + ".py" for e in exercises}
+    )
     blocks = [
         _cell(setup),
         f"````{{exercise}} Write {subjects}\n:label: {page}-exercise\n:nonumber:\n\n"
-        "Replace each `raise NotImplementedError(\"your code here\")` in the cell below with your code, run "
+        'Replace each `raise NotImplementedError("your code here")` in the cell below with your code, run '
         "it, then run the check under it. It says what is wrong, if anything, and where the book explains "
         f"it. What the check requires, and what it tries:\n\n{contract}\n````",
         _cell("\n\n\n".join(skeleton(solution_object(e)) for e in exercises)),
@@ -160,7 +207,9 @@ def generated(page: str, exercises: list) -> str:
 def render(page: str, text: str) -> str:
     """``text`` of ``page`` with everything below the marker written anew."""
     if MARKER not in text:
-        raise ValueError(f"book/{page}.md: the line {MARKER!r} is missing; put it below the page's prose")
+        raise ValueError(
+            f"book/{page}.md: the line {MARKER!r} is missing; put it below the page's prose"
+        )
     return text.split(MARKER)[0] + MARKER + "\n\n" + generated(page, by_page()[page])
 
 
@@ -173,10 +222,16 @@ def mistakes_named(check) -> list[Mistake]:
     def visit(item) -> None:
         seen.add(item)
         for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(item)))):
-            value = getattr(module, node.id, None) if isinstance(node, ast.Name) else None
+            value = (
+                getattr(module, node.id, None) if isinstance(node, ast.Name) else None
+            )
             if isinstance(value, Mistake) and value not in found:
                 found.append(value)
-            elif inspect.isfunction(value) and value.__module__ == module.__name__ and value not in seen:
+            elif (
+                inspect.isfunction(value)
+                and value.__module__ == module.__name__
+                and value not in seen
+            ):
                 visit(value)
 
     visit(function)
@@ -188,25 +243,43 @@ def table() -> str:
     blocks = []
     for e in EXERCISES.values():
         requires = "\n".join(f"- {line}" for line in e.contract)
-        named = "\n".join(f"- {m.explanation}" for m in mistakes_named(e.check)) or "- none beyond the general ones"
-        blocks.append(f"### `{e.name}({e.subject})`, on {{doc}}`{e.page}`\n\n**What it requires and tries**\n\n"
-                      f"{requires}\n\n**The mistakes it names**\n\n{named}")
+        named = (
+            "\n".join(f"- {m.explanation}" for m in mistakes_named(e.check))
+            or "- none beyond the general ones"
+        )
+        blocks.append(
+            f"### `{e.name}({e.subject})`, on {{doc}}`{e.page}`\n\n**What it requires and tries**\n\n"
+            f"{requires}\n\n**The mistakes it names**\n\n{named}"
+        )
     return "\n\n".join(blocks)
 
 
 def render_instructors(text: str) -> str:
     before, rest = text.split(TABLE_BEGIN)
-    return before + TABLE_BEGIN + "\n\n" + table() + "\n\n" + TABLE_END + rest.split(TABLE_END, 1)[1]
+    return (
+        before
+        + TABLE_BEGIN
+        + "\n\n"
+        + table()
+        + "\n\n"
+        + TABLE_END
+        + rest.split(TABLE_END, 1)[1]
+    )
 
 
 def write(book: Path = BOOK) -> list[Path]:
     """Write every workbook page and the instructors' table; return the files whose text changed."""
     missing = [page for page in by_page() if not (book / f"{page}.md").is_file()]
     if missing:
-        raise FileNotFoundError(f"checks are registered for {missing}, but no book/<page>.md holds their "
-                                f"prose: write it (title, introduction, formula) and end it with {MARKER}")
+        raise FileNotFoundError(
+            f"checks are registered for {missing}, but no book/<page>.md holds their "
+            f"prose: write it (title, introduction, formula) and end it with {MARKER}"
+        )
     changed = []
-    targets = [(book / f"{page}.md", lambda text, page=page: render(page, text)) for page in by_page()]
+    targets = [
+        (book / f"{page}.md", lambda text, page=page: render(page, text))
+        for page in by_page()
+    ]
     targets.append((book / "workbook-instructors.md", render_instructors))
     for path, rewrite in targets:
         old = path.read_text(encoding="utf-8")

@@ -59,7 +59,9 @@ def mnist(train: bool = True, transform=NOTEBOOK_TRANSFORM, root: Path | None = 
             return torchvision.datasets.MNIST(
                 root, train=train, download=True, transform=transform
             )
-    except Exception as error:  # urllib, gzip, zlib, permission and parsing errors alike
+    except (
+        Exception
+    ) as error:  # urllib, gzip, zlib, permission and parsing errors alike
         _remove_new_files(folder, before, created)
         raise MNISTUnavailableError(_explain(root, error)) from None
 

@@ -63,8 +63,10 @@ def first_nonfinite(losses: list[float]) -> int | None:
 
     Steps count from 1, as in the training log and on the loss curves' x-axes.
     """
-    return next((step for step, loss in enumerate(losses, start=1)
-                 if not math.isfinite(loss)), None)
+    return next(
+        (step for step, loss in enumerate(losses, start=1) if not math.isfinite(loss)),
+        None,
+    )
 
 
 def loss_curve(losses: list[float], window: int = 50, num_classes: int = 10) -> str:

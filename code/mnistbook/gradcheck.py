@@ -102,7 +102,9 @@ def finite_differences(
         crossed = pattern is not None and not torch.equal(pattern(), unperturbed)
         flat[i] = old - eps
         minus = f().item()
-        crossed = crossed or pattern is not None and not torch.equal(pattern(), unperturbed)
+        crossed = (
+            crossed or pattern is not None and not torch.equal(pattern(), unperturbed)
+        )
         flat[i] = old
         out[k] = float("nan") if crossed else (plus - minus) / (2 * eps)
     return out
@@ -130,7 +132,9 @@ class Check:
     entrywise_autograd: float
     entrywise_finite_differences: float
     samples: int
-    at_kinks: int = 0  # sampled entries left out: their perturbation crossed a ReLU kink
+    at_kinks: int = (
+        0  # sampled entries left out: their perturbation crossed a ReLU kink
+    )
 
     @property
     def worst(self) -> float:

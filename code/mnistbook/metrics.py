@@ -49,10 +49,14 @@ def standard_error(accuracy_percent: float, n: int) -> float:
     return 100 * (p * (1 - p) / n) ** 0.5
 
 
-def difference_standard_error(predictions_a: Tensor, predictions_b: Tensor, labels: Tensor) -> float:
+def difference_standard_error(
+    predictions_a: Tensor, predictions_b: Tensor, labels: Tensor
+) -> float:
     """The standard error, in percentage points, of the difference of two classifiers'
     accuracies on the same images: the spread of the per-image difference of their
     correctness (1, 0 or −1) over √n. Images both get right, or both wrong, add nothing."""
     labels = labels.cpu()
-    difference = (predictions_a.cpu() == labels).double() - (predictions_b.cpu() == labels).double()
+    difference = (predictions_a.cpu() == labels).double() - (
+        predictions_b.cpu() == labels
+    ).double()
     return 100 * difference.std().item() / len(labels) ** 0.5

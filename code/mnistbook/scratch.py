@@ -14,8 +14,14 @@ import torch
 from torch import Tensor
 
 from . import validate
-from .functional import (cross_entropy, cross_entropy_grad, linear, linear_backward, relu,
-                         relu_backward)
+from .functional import (
+    cross_entropy,
+    cross_entropy_grad,
+    linear,
+    linear_backward,
+    relu,
+    relu_backward,
+)
 from .validate import guarded
 
 
@@ -147,7 +153,9 @@ class SGD:
         if not self.momentum:
             return grad
         if name not in self.buffers:
-            self.buffers[name] = grad.clone()  # a copy: the in-place update below must not change grad
+            self.buffers[name] = (
+                grad.clone()
+            )  # a copy: the in-place update below must not change grad
         else:
             self.buffers[name].mul_(self.momentum).add_(grad)
         return self.buffers[name]

@@ -115,7 +115,9 @@ def linear_input(layer, x, *_) -> None:
 
 def linear_upstream(layer, grad_out, *_, **__) -> None:
     after_forward(layer.x, "Linear.backward")
-    same_shape(grad_out, (len(layer.x), layer.W.shape[0]), "Linear.backward", "grad_out")
+    same_shape(
+        grad_out, (len(layer.x), layer.W.shape[0]), "Linear.backward", "grad_out"
+    )
 
 
 def relu_input(relu, z) -> None:

@@ -9,7 +9,8 @@ raises because of the code it checks. Every check is registered in
 for it; this module exports them all.
 """
 
-from . import loss, layers, network, optimizer, train, engine  # noqa: F401  (each registers its checks, in page order)
+# each module registers its checks as it is imported, so they come in page order  # isort: skip
+from . import loss, layers, network, optimizer, train, engine  # noqa: F401  # isort: skip
 from .links import book_url
 from .registry import EXERCISES
 from .result import Result, summary

@@ -11,19 +11,28 @@ import sys
 PROG = "python -m mnistbook.workbook"
 #: command -> (module, its function of (argv, prog) returning the exit status, summary)
 COMMANDS = {
-    "grade": ("grade", "main",
-              "grade workbook submissions, each in a sandbox of its own"),
-    "passed": ("reports", "passed_main",
-               "exit 0 if a check passed in a JUnit report of the grader"),
+    "grade": (
+        "grade",
+        "main",
+        "grade workbook submissions, each in a sandbox of its own",
+    ),
+    "passed": (
+        "reports",
+        "passed_main",
+        "exit 0 if a check passed in a JUnit report of the grader",
+    ),
 }
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    commands = "\n".join(f"  {name:{width}}  {summary}"
-                         for name, (_, _, summary) in COMMANDS.items())
-    return (f"usage: {PROG} COMMAND [options]  ({PROG} COMMAND --help for its options)"
-            f"\n\ncommands:\n{commands}")
+    commands = "\n".join(
+        f"  {name:{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()
+    )
+    return (
+        f"usage: {PROG} COMMAND [options]  ({PROG} COMMAND --help for its options)"
+        f"\n\ncommands:\n{commands}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

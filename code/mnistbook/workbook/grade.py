@@ -76,8 +76,9 @@ def collect(paths: list[str]) -> list[tuple[str, Path]]:
         if not path.exists():
             raise GraderError(f"no such file or folder: {given}")
         if path.is_file() and path.suffix not in CODE:
-            raise GraderError(f"{given}: a submission is a .py file, a .ipynb notebook "
-                              "or a folder")
+            raise GraderError(
+                f"{given}: a submission is a .py file, a .ipynb notebook or a folder"
+            )
         if path.resolve() not in seen:
             seen.add(path.resolve())
             found.append((path.resolve().name, path))
@@ -123,8 +124,11 @@ class _Watch:
         elif kind == "result" and check in self._exercises.keys() - self.results.keys():
             passed, message = event.get("passed"), event.get("message")
             seconds = event.get("seconds")
-            if (isinstance(passed, bool) and isinstance(message, str)
-                    and isinstance(seconds, (int, float))):
+            if (
+                isinstance(passed, bool)
+                and isinstance(message, str)
+                and isinstance(seconds, (int, float))
+            ):
                 seconds = max(0.0, float(seconds))
                 self.results[check] = Check(check, passed, message, seconds)
         elif kind == "limit" and event.get("reason") == "memory":
@@ -157,8 +161,14 @@ class _Watch:
                 continue
             running = self.phase == f"during {exercise.name}"
             seconds = round(now - self.phase_start, 3) if running else 0.0
-            found.append(Check(exercise.name, False,
-                               f"not graded: the submission {self.reason}", seconds))
+            found.append(
+                Check(
+                    exercise.name,
+                    False,
+                    f"not graded: the submission {self.reason}",
+                    seconds,
+                )
+            )
         return found
 
 
@@ -170,13 +180,19 @@ def grade_one(name: str, path: Path, plan: Plan, slots: queue.Queue) -> Graded:
         with sandbox.Box(plan.isolation, plan.limits, plan.root, slot) as box:
             refused = box.put(path, SIZE_LIMIT, plan.binds)  # MNIST is bound apart
             if refused:
-                checks = [Check(e.name, False, f"not graded: {refused}", 0.0)
-                          for e in plan.exercises]
+                checks = [
+                    Check(e.name, False, f"not graded: {refused}", 0.0)
+                    for e in plan.exercises
+                ]
                 return Graded(name, str(path), checks, 0.0, refused)
             try:
-                box.start(f"{__package__}.submission:grade",
-                          [str(plan.seed), *(e.name for e in plan.exercises)],
-                          plan.env, list(plan.binds), plan.budget)
+                box.start(
+                    f"{__package__}.submission:grade",
+                    [str(plan.seed), *(e.name for e in plan.exercises)],
+                    plan.env,
+                    list(plan.binds),
+                    plan.budget,
+                )
             except OSError as error:
                 message = f"cannot start a sandbox for {path}: {error}"
                 raise GraderError(message) from None
@@ -196,8 +212,10 @@ def grade_one(name: str, path: Path, plan: Plan, slots: queue.Queue) -> Graded:
             box.stop()
             if not watch.ready:
                 output = (box.folder / "output").read_text(errors="replace")[-2000:]
-                raise GraderError(f"the sandbox could not start Python for {path} "
-                                  f"(it {watch.reason}):\n{output}")
+                raise GraderError(
+                    f"the sandbox could not start Python for {path} "
+                    f"(it {watch.reason}):\n{output}"
+                )
             seconds = round(time.monotonic() - start, 3)
             return Graded(name, str(path), watch.checks(), seconds, watch.reason)
     finally:
@@ -227,9 +245,12 @@ class Progress:
                 self._draw()
                 return
             stopped = f" — stopped: {graded.stopped}" if graded.stopped else ""
-            print(f"[{self.done}/{self.total}] {graded.name}: {graded.passed}/"
-                  f"{graded.total} checks passed ({graded.seconds:.1f} s){stopped}",
-                  file=self.stream, flush=True)
+            print(
+                f"[{self.done}/{self.total}] {graded.name}: {graded.passed}/"
+                f"{graded.total} checks passed ({graded.seconds:.1f} s){stopped}",
+                file=self.stream,
+                flush=True,
+            )
 
     def tick(self, until: threading.Event) -> None:
         """Redraw every second until ``until`` is set: the clock moves in a check."""
@@ -244,10 +265,12 @@ class Progress:
         elapsed = int(time.monotonic() - self.start)
         running = f" — {', '.join(self.running)}" if self.running else ""
         bar = "#" * filled + "." * (30 - filled)
-        line = (f"[{bar}] {self.done}/{self.total} graded, "
-                f"{elapsed // 60}:{elapsed % 60:02d}{running}")
+        line = (
+            f"[{bar}] {self.done}/{self.total} graded, "
+            f"{elapsed // 60}:{elapsed % 60:02d}{running}"
+        )
         width = os.get_terminal_size(self.stream.fileno()).columns
-        self.stream.write("\r\x1b[K" + line[:width - 1])
+        self.stream.write("\r\x1b[K" + line[: width - 1])
         self.stream.flush()
 
     def close(self) -> None:
@@ -256,8 +279,9 @@ class Progress:
             self.stream.flush()
 
 
-def grade_all(submissions: list[tuple[str, Path]], plan: Plan,
-              jobs: int) -> list[Graded]:
+def grade_all(
+    submissions: list[tuple[str, Path]], plan: Plan, jobs: int
+) -> list[Graded]:
     """Grade the submissions, ``jobs`` at a time; their grades, in their order."""
     _STOP.clear()
     progress = Progress(len(submissions))
@@ -276,8 +300,10 @@ def grade_all(submissions: list[tuple[str, Path]], plan: Plan,
         threading.Thread(target=progress.tick, args=(finished,), daemon=True).start()
     results: dict[int, Graded] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(one, name, path): n
-                   for n, (name, path) in enumerate(submissions)}
+        futures = {
+            pool.submit(one, name, path): n
+            for n, (name, path) in enumerate(submissions)
+        }
         try:
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
@@ -302,38 +328,75 @@ def _mnist() -> Path:
 
 def parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, description="Grade workbook submissions: run every check of the "
+        prog=prog,
+        description="Grade workbook submissions: run every check of the "
         "workbook on each submission, each in a sandbox of its own, and print a table "
         "of the grades.",
         epilog="Exit status 0 when the grader ran, whatever the grades; 2 when it "
-        "could not run.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a submission: a .py file, "
-                   "a .ipynb notebook, or a folder holding any number of them")
+        "could not run.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a submission: a .py file, "
+        "a .ipynb notebook, or a folder holding any number of them",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the grades as JSON")
-    p.add_argument("--csv", type=Path, metavar="FILE",
-                   help="write a row per submission, a column per check")
-    p.add_argument("--junit", type=Path, metavar="FILE",
-                   help="write JUnit XML, a test case per check")
-    p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
-                   metavar="N",
-                   help="submissions graded at once (default: the CPUs, %(default)s)")
-    p.add_argument("--timeout", type=float, default=TIMEOUT, metavar="S",
-                   help="seconds a submission may take to run its code and the quick "
-                   "checks (default %(default)g); the training check adds its own")
-    p.add_argument("--no-training", action="store_true",
-                   help="leave out the training check (the slow one: it trains)")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="move the seeds the checks draw their inputs from by N "
-                   "(default 0: the pages' inputs), so that answers hard-coded for "
-                   "those fail")
-    p.add_argument("--sandbox", choices=("auto", *sandbox.ISOLATIONS), default="auto",
-                   help="bubblewrap (refuse to run without it), process, or auto "
-                   "(bubblewrap where it works, the default)")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="write a row per submission, a column per check",
+    )
+    p.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="write JUnit XML, a test case per check",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        metavar="N",
+        help="submissions graded at once (default: the CPUs, %(default)s)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT,
+        metavar="S",
+        help="seconds a submission may take to run its code and the quick "
+        "checks (default %(default)g); the training check adds its own",
+    )
+    p.add_argument(
+        "--no-training",
+        action="store_true",
+        help="leave out the training check (the slow one: it trains)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="move the seeds the checks draw their inputs from by N "
+        "(default 0: the pages' inputs), so that answers hard-coded for "
+        "those fail",
+    )
+    p.add_argument(
+        "--sandbox",
+        choices=("auto", *sandbox.ISOLATIONS),
+        default="auto",
+        help="bubblewrap (refuse to run without it), process, or auto "
+        "(bubblewrap where it works, the default)",
+    )
     return p
 
 
-def main(argv: list[str] | None = None,
-         prog: str = "python -m mnistbook.workbook grade") -> int:
+def main(
+    argv: list[str] | None = None, prog: str = "python -m mnistbook.workbook grade"
+) -> int:
     args = parser(prog).parse_args(argv)
     try:
         if args.jobs < 1 or args.timeout <= 0:
@@ -343,8 +406,9 @@ def main(argv: list[str] | None = None,
             if output is not None and not output.absolute().parent.is_dir():
                 raise GraderError(f"cannot write {output}: no folder {output.parent}")
         isolation = sandbox.choose(args.sandbox)
-        exercises = tuple(e for e in EXERCISES.values()
-                          if not (args.no_training and slow(e)))
+        exercises = tuple(
+            e for e in EXERCISES.values() if not (args.no_training and slow(e))
+        )
         env = {k: v for k, v in os.environ.items() if k == "MNISTBOOK_BOOK_URL"}
         binds: tuple[Path, ...] = ()
         if any(slow(e) for e in exercises):
@@ -354,22 +418,34 @@ def main(argv: list[str] | None = None,
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:  # MNISTUnavailableError
-        print(f"{prog}: the training check needs MNIST, or pass --no-training: {error}",
-              file=sys.stderr)
+        print(
+            f"{prog}: the training check needs MNIST, or pass --no-training: {error}",
+            file=sys.stderr,
+        )
         return 2
     if isolation == "process":
         user = "your user's rights" + (" (root's)" if os.geteuid() == 0 else "")
-        print(f"{prog}: without bubblewrap, each submission runs as a plain process "
-              f"with {user}: its limits stop accidents, not a malicious submission",
-              file=sys.stderr)
+        print(
+            f"{prog}: without bubblewrap, each submission runs as a plain process "
+            f"with {user}: its limits stop accidents, not a malicious submission",
+            file=sys.stderr,
+        )
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the sandboxes
     start = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="mnistbook-grade-") as root:
             os.chmod(root, 0o711)
-            plan = Plan(exercises, isolation, sandbox.Limits(), args.timeout, args.seed,
-                        Path(root), env, binds)
+            plan = Plan(
+                exercises,
+                isolation,
+                sandbox.Limits(),
+                args.timeout,
+                args.seed,
+                Path(root),
+                env,
+                binds,
+            )
             graded = grade_all(submissions, plan, args.jobs)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no grades written", file=sys.stderr)
@@ -378,10 +454,19 @@ def main(argv: list[str] | None = None,
         print(f"{prog}: {error}", file=sys.stderr)
         return 1
     skipped = [e.name for e in EXERCISES.values() if e not in exercises]
-    report = Report(graded, isolation, args.seed, round(time.monotonic() - start, 3),
-                    args.jobs, skipped)
-    writers = ((args.json, reports.write_json), (args.csv, reports.write_csv),
-               (args.junit, reports.write_junit))
+    report = Report(
+        graded,
+        isolation,
+        args.seed,
+        round(time.monotonic() - start, 3),
+        args.jobs,
+        skipped,
+    )
+    writers = (
+        (args.json, reports.write_json),
+        (args.csv, reports.write_csv),
+        (args.junit, reports.write_junit),
+    )
     for output, write in writers:
         if output is not None:
             write(report, output)

@@ -14,43 +14,73 @@ import torch.nn.functional as TF
 from torch import Tensor
 
 from . import links
-from .probe import (Failure, Mistake, call, compare, describe, dtype_name, error, generator, seed_offset,
-                    tensor_like)
+from .probe import (
+    Failure,
+    Mistake,
+    call,
+    compare,
+    describe,
+    dtype_name,
+    error,
+    generator,
+    seed_offset,
+    tensor_like,
+)
 from .registry import exercise
 
 LAYERS = ("fc1", "fc2", "fc3")
-SHAPES = {"fc1.W": (120, 784), "fc1.b": (120,), "fc2.W": (256, 120), "fc2.b": (256,),
-          "fc3.W": (10, 256), "fc3.b": (10,)}
-TORCH_STYLE = {f"{layer}.{p}": f"{layer}.{q}" for layer in LAYERS for p, q in (("W", "weight"), ("b", "bias"))}
+SHAPES = {
+    "fc1.W": (120, 784),
+    "fc1.b": (120,),
+    "fc2.W": (256, 120),
+    "fc2.b": (256,),
+    "fc3.W": (10, 256),
+    "fc3.b": (10,),
+}
+TORCH_STYLE = {
+    f"{layer}.{p}": f"{layer}.{q}"
+    for layer in LAYERS
+    for p, q in (("W", "weight"), ("b", "bias"))
+}
 
 SHARED_PART = Mistake(
     "one object serving two places of the network remembers only its second use, so the backward pass "
     "of its first use gets the wrong mask. Give each layer its own ReLU (relu1, relu2)",
-    (links.BUG_SHARED_RELU,))
+    (links.BUG_SHARED_RELU,),
+)
 LOGITS_GRADIENT_EVERYWHERE = Mistake(
     "below the top layer, a backward was handed the gradient of the logits, which belongs to the top "
     "layer only: each backward takes the gradient the part above it returned (the original notebook's "
-    "Net.backward hands z to every layer)", (links.BUG_ACTIVATIONS, links.NETWORK))
+    "Net.backward hands z to every layer)",
+    (links.BUG_ACTIVATIONS, links.NETWORK),
+)
 ACTIVATIONS_FOR_GRADIENTS = Mistake(
     "a backward was handed a value of the forward pass (an input or output of a layer) where the "
     "gradient belongs: each backward takes the gradient the part above it returned",
-    (links.BUG_ACTIVATIONS, links.NETWORK))
+    (links.BUG_ACTIVATIONS, links.NETWORK),
+)
 SKIPPED_PART = Mistake(
     "a backward was handed a gradient that skips a part of the network: each part's backward must run, "
-    "from the top down, on the gradient the part above it returned", (links.NETWORK,))
+    "from the top down, on the gradient the part above it returned",
+    (links.NETWORK,),
+)
 COPIED_PARAMETERS = Mistake(
     "adding 1 to net.parameters['fc3.b'] in place did not add 1 to the logits: the dict holds copies, "
     "not the tensors the layers use, so an optimiser's update would never reach the network",
-    (links.SCRATCH_NETWORK,))
+    (links.SCRATCH_NETWORK,),
+)
 
 
 FORWARD_IN_BACKWARD = Mistake(
     "that is the ReLU's forward applied to a gradient (the original notebook's `dz = self.relu(z)`) "
     "where its backward belongs, `self.relu.backward(...)`",
-    (links.BUG_RELU_FORWARD, links.NETWORK))
+    (links.BUG_RELU_FORWARD, links.NETWORK),
+)
 WRONG_RETURN = Mistake(
     "a part's backward was handed the right gradient but returned a wrong gradient for its input: the "
-    "fault is in that part (its own workbook page checks it alone)", (links.NETWORK,))
+    "fault is in that part (its own workbook page checks it alone)",
+    (links.NETWORK,),
+)
 
 
 @dataclass
@@ -58,7 +88,9 @@ class _Record:
     """What one part of the learner's network was handed and gave back."""
 
     names: list[str]
-    forward: list[tuple[Tensor, Tensor]] = field(default_factory=list)   # (input, output)
+    forward: list[tuple[Tensor, Tensor]] = field(
+        default_factory=list
+    )  # (input, output)
     backward: list[list] = field(default_factory=list)  # [handed, returned, when]
     forward_in_backward: int = 0
 
@@ -72,9 +104,13 @@ def _instrument(net, phase: dict) -> list[_Record]:
     items of list or tuple attributes, that have both); ``phase["now"]`` says which pass runs."""
     parts = {}
     for attribute, value in vars(net).items():
-        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        items = (
+            enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        )
         for index, part in items:
-            if callable(getattr(part, "forward", None)) and callable(getattr(part, "backward", None)):
+            if callable(getattr(part, "forward", None)) and callable(
+                getattr(part, "backward", None)
+            ):
                 name = attribute if index is None else f"{attribute}[{index}]"
                 parts.setdefault(id(part), (part, []))[1].append(name)
     records = []
@@ -94,9 +130,15 @@ def _instrument(net, phase: dict) -> list[_Record]:
         def recorded_backward(*args, _backward=backward, _record=record, **kwargs):
             phase["calls"] = phase.get("calls", 0) + 1
             entry = [_copy(args[0]) if args else None, None, phase["calls"]]
-            _record.backward.append(entry)  # before the call: a backward that raises is recorded too
+            _record.backward.append(
+                entry
+            )  # before the call: a backward that raises is recorded too
             returned = _backward(*args, **kwargs)
-            entry[1] = _copy(returned[0] if isinstance(returned, (tuple, list)) and returned else returned)
+            entry[1] = _copy(
+                returned[0]
+                if isinstance(returned, (tuple, list)) and returned
+                else returned
+            )
             return returned
 
         part.forward, part.backward = recorded_forward, recorded_backward
@@ -122,7 +164,11 @@ def _reference(p: dict, x: Tensor, upstream: Tensor | None = None) -> tuple[dict
 
 
 def _same(a, b: Tensor) -> bool:
-    return isinstance(a, Tensor) and a.shape == b.shape and error(a.double(), b.detach().double()) < 1e-6
+    return (
+        isinstance(a, Tensor)
+        and a.shape == b.shape
+        and error(a.double(), b.detach().double()) < 1e-6
+    )
 
 
 def _role(tensor, values: dict) -> str | None:
@@ -130,18 +176,32 @@ def _role(tensor, values: dict) -> str | None:
 
 
 def _shared(records: list[_Record]) -> list[Failure]:
-    return [Failure(f"{' and '.join(r.names)}: one object, whose forward ran {len(r.forward)} times in one "
-                    f"forward pass — {SHARED_PART.explanation}", mistake=SHARED_PART)
-            for r in records if len(r.forward) > 1]
+    return [
+        Failure(
+            f"{' and '.join(r.names)}: one object, whose forward ran {len(r.forward)} times in one "
+            f"forward pass — {SHARED_PART.explanation}",
+            mistake=SHARED_PART,
+        )
+        for r in records
+        if len(r.forward) > 1
+    ]
 
 
-def _routing(records: list[_Record], values: dict, gradients: dict, upstream: Tensor) -> list[Failure]:
+def _routing(
+    records: list[_Record], values: dict, gradients: dict, upstream: Tensor
+) -> list[Failure]:
     """The mistakes in what the parts were handed during the backward pass: a forward run there,
     and the first backward (in the order they ran) handed something other than the gradient of
     its part's output, or returning a wrong gradient for its input; later ones may only follow
     from it."""
-    found = [Failure(f"{r.names[0]}.forward ran during the backward pass: {FORWARD_IN_BACKWARD.explanation}",
-                     mistake=FORWARD_IN_BACKWARD) for r in records if r.forward_in_backward]
+    found = [
+        Failure(
+            f"{r.names[0]}.forward ran during the backward pass: {FORWARD_IN_BACKWARD.explanation}",
+            mistake=FORWARD_IN_BACKWARD,
+        )
+        for r in records
+        if r.forward_in_backward
+    ]
     wrong = []
     for record in records:
         if len(record.forward) != 1 or not record.backward:
@@ -153,22 +213,54 @@ def _routing(records: list[_Record], values: dict, gradients: dict, upstream: Te
         handed, returned, when = record.backward[-1]
         if _same(handed, gradients[role]):
             source = _role(handed_in, {k: v for k, v in values.items() if k != "X"})
-            if source and isinstance(returned, Tensor) and not _same(returned, gradients[source]):
-                wrong.append((when + 0.5, Failure(
-                    f"{name}.backward was handed ∂L/∂{role} but returned something other than ∂L/∂{source}: "
-                    f"{WRONG_RETURN.explanation}", mistake=WRONG_RETURN)))
+            if (
+                source
+                and isinstance(returned, Tensor)
+                and not _same(returned, gradients[source])
+            ):
+                wrong.append(
+                    (
+                        when + 0.5,
+                        Failure(
+                            f"{name}.backward was handed ∂L/∂{role} but returned something other than ∂L/∂{source}: "
+                            f"{WRONG_RETURN.explanation}",
+                            mistake=WRONG_RETURN,
+                        ),
+                    )
+                )
         elif _same(handed, upstream) and role != "Z3":
-            wrong.append((when, Failure(
-                f"{name}.backward, whose part outputs {role}, was handed the gradient of the logits, "
-                f"{describe(handed)}: {LOGITS_GRADIENT_EVERYWHERE.explanation}", mistake=LOGITS_GRADIENT_EVERYWHERE)))
+            wrong.append(
+                (
+                    when,
+                    Failure(
+                        f"{name}.backward, whose part outputs {role}, was handed the gradient of the logits, "
+                        f"{describe(handed)}: {LOGITS_GRADIENT_EVERYWHERE.explanation}",
+                        mistake=LOGITS_GRADIENT_EVERYWHERE,
+                    ),
+                )
+            )
         elif value := _role(handed, values):
-            wrong.append((when, Failure(
-                f"{name}.backward was handed {value}, a value of the forward pass, instead of ∂L/∂{role}: "
-                f"{ACTIVATIONS_FOR_GRADIENTS.explanation}", mistake=ACTIVATIONS_FOR_GRADIENTS)))
+            wrong.append(
+                (
+                    when,
+                    Failure(
+                        f"{name}.backward was handed {value}, a value of the forward pass, instead of ∂L/∂{role}: "
+                        f"{ACTIVATIONS_FOR_GRADIENTS.explanation}",
+                        mistake=ACTIVATIONS_FOR_GRADIENTS,
+                    ),
+                )
+            )
         elif other := _role(handed, {n: g for n, g in gradients.items() if n != role}):
-            wrong.append((when, Failure(
-                f"{name}.backward was handed ∂L/∂{other} instead of ∂L/∂{role}, the gradient of its part's "
-                f"own output: {SKIPPED_PART.explanation}", mistake=SKIPPED_PART)))
+            wrong.append(
+                (
+                    when,
+                    Failure(
+                        f"{name}.backward was handed ∂L/∂{other} instead of ∂L/∂{role}, the gradient of its part's "
+                        f"own output: {SKIPPED_PART.explanation}",
+                        mistake=SKIPPED_PART,
+                    ),
+                )
+            )
     return found + ([min(wrong, key=lambda item: item[0])[1]] if wrong else [])
 
 
@@ -176,33 +268,58 @@ def _one(failures: list[Failure], then: str = "") -> Failure:
     """One Failure for one or several mistakes found together."""
     if len(failures) == 1 and not then:
         return failures[0]
-    message = failures[0].message if len(failures) == 1 else (
-        f"{len(failures)} mistakes:\n" + "\n".join(f"  – {f.message}" for f in failures))
+    message = (
+        failures[0].message
+        if len(failures) == 1
+        else (
+            f"{len(failures)} mistakes:\n"
+            + "\n".join(f"  – {f.message}" for f in failures)
+        )
+    )
     sections = [s for f in failures for s in f.sections]
-    return Failure(message + then, *sections, mistake=failures[0].mistake if len(failures) == 1 else None)
+    return Failure(
+        message + then,
+        *sections,
+        mistake=failures[0].mistake if len(failures) == 1 else None,
+    )
 
 
-def _named_tensors(net, attribute: str, after: str, keys: tuple[str, ...] | None = None) -> dict:
+def _named_tensors(
+    net, attribute: str, after: str, keys: tuple[str, ...] | None = None
+) -> dict:
     """``net.<attribute>`` as a dict in the book's names (fc1.W, …), from either naming."""
     value = getattr(net, attribute, None)
     if not isinstance(value, dict):
-        hint = (" (the original notebook's ._grad is called .grads here)"
-                if attribute == "grads" and hasattr(net, "_grad") else "")
-        raise Failure(f"net.{attribute} should be a dict {{'fc1.W': tensor, …}}{after}, got {describe(value)}{hint}")
+        hint = (
+            " (the original notebook's ._grad is called .grads here)"
+            if attribute == "grads" and hasattr(net, "_grad")
+            else ""
+        )
+        raise Failure(
+            f"net.{attribute} should be a dict {{'fc1.W': tensor, …}}{after}, got {describe(value)}{hint}"
+        )
     names = tuple(value)
     if keys is not None and set(names) != set(keys):
-        raise Failure(f"net.{attribute} should have the same names as net.parameters, {list(keys)}; it has "
-                      f"{list(names)}")
+        raise Failure(
+            f"net.{attribute} should have the same names as net.parameters, {list(keys)}; it has "
+            f"{list(names)}"
+        )
     book = set(SHAPES) == set(names)
     if not book and set(TORCH_STYLE.values()) != set(names):
         missing = sorted(set(SHAPES) - set(names))
         extra = sorted(set(names) - set(SHAPES))
-        raise Failure(f"net.{attribute} should have the keys {list(SHAPES)} (or the torch style, fc1.weight, "
-                      f"fc1.bias, …); missing {missing}, unexpected {extra}")
+        raise Failure(
+            f"net.{attribute} should have the keys {list(SHAPES)} (or the torch style, fc1.weight, "
+            f"fc1.bias, …); missing {missing}, unexpected {extra}"
+        )
     named = {name: value[name if book else TORCH_STYLE[name]] for name in SHAPES}
     for name, shape in SHAPES.items():
-        tensor_like(named[name], f"net.{attribute}['{name}']", shape,
-                    transposed_hint="The book stores W as (out, in), like torch.nn.Linear; its gradient has W's shape.")
+        tensor_like(
+            named[name],
+            f"net.{attribute}['{name}']",
+            shape,
+            transposed_hint="The book stores W as (out, in), like torch.nn.Linear; its gradient has W's shape.",
+        )
     return named
 
 
@@ -212,18 +329,23 @@ def _build(cls, what: str, **kwargs):
         return call(what, cls, **kwargs)
 
 
-@exercise("workbook-net", "Net", solution="mnistbook.scratch:Net", contract=(
-    "`Net(dtype=torch.float32, device=None)` builds 784 → 120 → 256 → 10 with a ReLU after each "
-    "hidden layer, its parameters in that dtype and on that device.",
-    "`net.parameters` is a dict of the six parameter tensors the layers use — the very tensors, not "
-    "copies — named fc1.W, fc1.b, fc2.W, fc2.b, fc3.W, fc3.b (or fc1.weight, fc1.bias, …).",
-    "`forward(x)` takes images (B, 1, 28, 28) or flat (B, 784) and returns the logits (B, 10).",
-    "`backward(grad_logits)` takes ∂L/∂logits (B, 10) of the latest forward and fills `net.grads`, a "
-    "dict with the names of `net.parameters`, each gradient of its parameter's shape and dtype. It may "
-    "overwrite grad_logits.",
-    "Tried in float64 on random images of shapes (3, 1, 28, 28) and (1, 784); without a dtype the "
-    "parameters must be float32.",
-))
+@exercise(
+    "workbook-net",
+    "Net",
+    solution="mnistbook.scratch:Net",
+    contract=(
+        "`Net(dtype=torch.float32, device=None)` builds 784 → 120 → 256 → 10 with a ReLU after each "
+        "hidden layer, its parameters in that dtype and on that device.",
+        "`net.parameters` is a dict of the six parameter tensors the layers use — the very tensors, not "
+        "copies — named fc1.W, fc1.b, fc2.W, fc2.b, fc3.W, fc3.b (or fc1.weight, fc1.bias, …).",
+        "`forward(x)` takes images (B, 1, 28, 28) or flat (B, 784) and returns the logits (B, 10).",
+        "`backward(grad_logits)` takes ∂L/∂logits (B, 10) of the latest forward and fills `net.grads`, a "
+        "dict with the names of `net.parameters`, each gradient of its parameter's shape and dtype. It may "
+        "overwrite grad_logits.",
+        "Tried in float64 on random images of shapes (3, 1, 28, 28) and (1, 784); without a dtype the "
+        "parameters must be float32.",
+    ),
+)
 def check_net(cls) -> str:
     """cls(dtype=...) → a 784-120-256-10 ReLU net with forward(x), backward(grad_logits), .parameters, .grads."""
     f64 = torch.float64
@@ -234,12 +356,16 @@ def check_net(cls) -> str:
     parameters = _named_tensors(net, "parameters", "")
     wrong = [k for k, t in parameters.items() if t.dtype != f64]
     if wrong:
-        raise Failure(f"{made} created {wrong[0]} of dtype {dtype_name(parameters[wrong[0]].dtype)}: hand the "
-                      "dtype (and device) on to the layers, e.g. Linear(784, 120, dtype, device)")
+        raise Failure(
+            f"{made} created {wrong[0]} of dtype {dtype_name(parameters[wrong[0]].dtype)}: hand the "
+            "dtype (and device) on to the layers, e.g. Linear(784, 120, dtype, device)"
+        )
     default = _named_tensors(_build(cls, f"{name}()"), "parameters", "")
     if default["fc1.W"].dtype != torch.float32:
-        raise Failure(f"{name}() created fc1.W of dtype {dtype_name(default['fc1.W'].dtype)}; without a dtype "
-                      "argument the parameters should be float32")
+        raise Failure(
+            f"{name}() created fc1.W of dtype {dtype_name(default['fc1.W'].dtype)}; without a dtype "
+            "argument the parameters should be float32"
+        )
     phase = {"now": "forward"}
     records = _instrument(net, phase)
     p64 = {k: t.detach().clone() for k, t in parameters.items()}
@@ -250,7 +376,9 @@ def check_net(cls) -> str:
             record.forward.clear(), record.backward.clear()
         phase["now"] = "forward"
         x = torch.randn(*shape, generator=g, dtype=f64)
-        logits = tensor_like(call("forward(x)", net.forward, x), f"forward(x) {on}", (shape[0], 10), f64)
+        logits = tensor_like(
+            call("forward(x)", net.forward, x), f"forward(x) {on}", (shape[0], 10), f64
+        )
         compare(logits, _reference(p64, x)[0]["Z3"], "forward(x)", on=on)
         G = torch.randn(shape[0], 10, generator=g, dtype=f64)
         leaves = {k: t.clone().requires_grad_(True) for k, t in p64.items()}
@@ -262,7 +390,9 @@ def check_net(cls) -> str:
             found = _shared(records) + _routing(records, values, gradients, G)
             if not found:
                 raise
-            raise _one(found, f"\n(backward(grad_logits) then raised: {failure.message})") from None
+            raise _one(
+                found, f"\n(backward(grad_logits) then raised: {failure.message})"
+            ) from None
         found = _shared(records) + _routing(records, values, gradients, G)
         if found:
             raise _one(found)
@@ -280,5 +410,7 @@ def check_net(cls) -> str:
         parameters["fc3.b"].sub_(1.0)
     if not torch.allclose(after - before, torch.ones_like(before), atol=1e-6):
         raise Failure(COPIED_PARAMETERS.explanation, mistake=COPIED_PARAMETERS)
-    return ("forward matches torch for (B, 1, 28, 28) and (B, 784) input, B = 3 and 1; every gradient "
-            "matches autograd; .parameters are the layers' own tensors")
+    return (
+        "forward matches torch for (B, 1, 28, 28) and (B, 784) input, B = 3 and 1; every gradient "
+        "matches autograd; .parameters are the layers' own tensors"
+    )

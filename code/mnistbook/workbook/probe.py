@@ -34,11 +34,15 @@ class Failure(Exception):
     """The learner's code did something wrong: the message, the sections that explain it, and
     the known mistake it is, if it is one."""
 
-    def __init__(self, message: str, *sections: Section | str, mistake: Mistake | None = None):
+    def __init__(
+        self, message: str, *sections: Section | str, mistake: Mistake | None = None
+    ):
         super().__init__(message)
         self.message, self.mistake = message, mistake
         found = tuple(SECTIONS[s] if isinstance(s, str) else s for s in sections)
-        self.sections = tuple(dict.fromkeys(found + (mistake.sections if mistake else ())))
+        self.sections = tuple(
+            dict.fromkeys(found + (mistake.sections if mistake else ()))
+        )
 
 
 class NotImplementedYet(Exception):
@@ -71,15 +75,29 @@ def checker(function, subject: str = "", time_limit: float | None = None):
         except NotImplementedYet as pending:
             return Result(name, False, str(pending), pending=True)
         except Failure as failure:
-            return Result(name, False, failure.message, failure.sections, mistake=failure.mistake)
+            return Result(
+                name, False, failure.message, failure.sections, mistake=failure.mistake
+            )
         except TimedOut:
-            return Result(name, False, f"the check did not finish within {time_limit:g} s: your code "
-                                       "runs, but far slower than it needs to")
-        except AttributeError as error:  # the learner's object lacks a method or attribute
-            return Result(name, False, f"the check needs something your code does not have: {error}")
+            return Result(
+                name,
+                False,
+                f"the check did not finish within {time_limit:g} s: your code "
+                "runs, but far slower than it needs to",
+            )
+        except (
+            AttributeError
+        ) as error:  # the learner's object lacks a method or attribute
+            return Result(
+                name,
+                False,
+                f"the check needs something your code does not have: {error}",
+            )
         return Result(name, True, message)
 
-    check.time_limit = time_limit  # seconds; an attribute, so that a caller may change it
+    check.time_limit = (
+        time_limit  # seconds; an attribute, so that a caller may change it
+    )
     return check
 
 
@@ -92,12 +110,18 @@ def _called_wrongly(name: str, subject: str, args: tuple) -> str:
         return f"{name} needs your {subject}: call {name}({subject})"
     given, is_class = args[0], subject[0].isupper()
     if is_class and not isinstance(given, type):
-        what = "an instance of it" if type(given).__name__ == subject else describe(given)
-        return (f"{name} takes the class {subject} itself, not {what}: call {name}({subject}), "
-                f"without parentheses after {subject}; the check creates its own instances")
+        what = (
+            "an instance of it" if type(given).__name__ == subject else describe(given)
+        )
+        return (
+            f"{name} takes the class {subject} itself, not {what}: call {name}({subject}), "
+            f"without parentheses after {subject}; the check creates its own instances"
+        )
     if not is_class and not callable(given):
-        return (f"{name} takes the function {subject} itself, not {describe(given)} (its result?): "
-                f"call {name}({subject}), without parentheses after {subject}")
+        return (
+            f"{name} takes the function {subject} itself, not {describe(given)} (its result?): "
+            f"call {name}({subject}), without parentheses after {subject}"
+        )
     return ""
 
 
@@ -111,8 +135,11 @@ def deadline(seconds: float | None):
     Uses SIGALRM, as a Jupyter kernel, Colab and a plain interpreter run cells in the main
     thread; elsewhere (a thread, Windows) there is no limit. A pure-Python loop is interrupted at
     once, a long call into torch when it returns."""
-    if (not seconds or not hasattr(signal, "setitimer")
-            or threading.current_thread() is not threading.main_thread()):
+    if (
+        not seconds
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
 
@@ -157,13 +184,20 @@ def inputs_seed(offset: int):
 
 def _learner_frame(error: BaseException) -> str:
     """' (line N of your cell: `code`)' for the innermost frame outside torch and this package."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not _in(f, "torch") and not _in(f, "mnistbook")]
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not _in(f, "torch") and not _in(f, "mnistbook")
+    ]
     if not frames:
         return ""
     frame = frames[-1]
     name = frame.filename.rsplit("/", 1)[-1]
-    where = "your cell" if name.removesuffix(".py").isdigit() or name.startswith("<") else name  # ipykernel cells
+    where = (
+        "your cell"
+        if name.removesuffix(".py").isdigit() or name.startswith("<")
+        else name
+    )  # ipykernel cells
     return f" (line {frame.lineno} of {where}: `{frame.line}`)" if frame.line else ""
 
 
@@ -172,16 +206,23 @@ def _in(frame: traceback.FrameSummary, package: str) -> bool:
 
 
 def snapshot(args) -> list:
-    return [a.detach().clone() if isinstance(a, Tensor)
-            else {k: v.detach().clone() for k, v in a.items() if isinstance(v, Tensor)} if isinstance(a, dict)
-            else None for a in args]
+    return [
+        a.detach().clone()
+        if isinstance(a, Tensor)
+        else {k: v.detach().clone() for k, v in a.items() if isinstance(v, Tensor)}
+        if isinstance(a, dict)
+        else None
+        for a in args
+    ]
 
 
 def changed(arg, old) -> bool:
     """Whether ``arg`` differs from its :func:`snapshot` ``old``."""
     if isinstance(old, dict):
         return any(changed(arg.get(k), v) for k, v in old.items())
-    return not isinstance(arg, Tensor) or (not torch.equal(arg.detach(), old) and not _same_nans(arg, old))
+    return not isinstance(arg, Tensor) or (
+        not torch.equal(arg.detach(), old) and not _same_nans(arg, old)
+    )
 
 
 def call(what: str, function, *args, may_change: tuple[int, ...] = (), **kwargs):
@@ -191,44 +232,62 @@ def call(what: str, function, *args, may_change: tuple[int, ...] = (), **kwargs)
     try:
         value = function(*args, **kwargs)
     except NotImplementedError:
-        raise NotImplementedYet(f"{what} raises NotImplementedError — replace its body with your code") from None
+        raise NotImplementedYet(
+            f"{what} raises NotImplementedError — replace its body with your code"
+        ) from None
     except TimedOut as timed_out:
-        raise Failure(f"your function did not return within {_limit:g} s: {what} was still running "
-                      f"(an endless loop?){_learner_frame(timed_out)}") from None
-    except Exception as error:  # anything the learner's code raises is reported, never re-raised
+        raise Failure(
+            f"your function did not return within {_limit:g} s: {what} was still running "
+            f"(an endless loop?){_learner_frame(timed_out)}"
+        ) from None
+    except (
+        Exception
+    ) as error:  # anything the learner's code raises is reported, never re-raised
         mistake = known_error(error)
-        raise Failure(f"{what} raised {type(error).__name__}: {error}{_learner_frame(error)}"
-                      + (f"\n{mistake.explanation}" if mistake else ""), mistake=mistake) from None
+        raise Failure(
+            f"{what} raised {type(error).__name__}: {error}{_learner_frame(error)}"
+            + (f"\n{mistake.explanation}" if mistake else ""),
+            mistake=mistake,
+        ) from None
     for index, (arg, old) in enumerate(zip(args, before)):
         if index not in may_change and old is not None and changed(arg, old):
-            raise Failure(f"{what} changed its argument {index + 1} in place; it must leave that input "
-                          "as it is (compute into a new tensor, or clone first)")
+            raise Failure(
+                f"{what} changed its argument {index + 1} in place; it must leave that input "
+                "as it is (compute into a new tensor, or clone first)"
+            )
     return value
 
 
 def _same_nans(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.equal(torch.nan_to_num(a.detach()), torch.nan_to_num(b)))
+    return a.shape == b.shape and bool(
+        torch.equal(torch.nan_to_num(a.detach()), torch.nan_to_num(b))
+    )
 
 
 SHADOWED_LOSS = Mistake(
     "That is torch's Tensor.backward, not your loss's: was the loss object replaced by its own value "
     "(`loss = loss(...)`, as in the original notebook)? Name the object `criterion`.",
-    (SECTIONS["bug-shadowed-loss"],))
+    (SECTIONS["bug-shadowed-loss"],),
+)
 SHAPES_OF_LINEAR = Mistake(
     "With W of shape (out, in), a linear layer computes Z = X Wᵀ + b, and its backward ∂L/∂X = G W, "
     "∂L/∂W = Gᵀ X: the shapes in the message say which product was formed another way.",
-    (SECTIONS["linear"],))
+    (SECTIONS["linear"],),
+)
 
 
 NO_DTYPE_ARGUMENT = Mistake(
     "The check creates your object in float64, for exact comparisons, through the arguments "
     "dtype= and device= of the page's skeleton: keep them in __init__'s signature "
-    "(dtype=torch.float32, device=None) and create the tensors with them.")
+    "(dtype=torch.float32, device=None) and create the tensors with them."
+)
 
 
 def known_error(error: BaseException) -> Mistake | None:
     """The known mistake an exception is the symptom of, if one is certain from it alone."""
-    if isinstance(error, TypeError) and "unexpected keyword argument 'dtype'" in str(error):
+    if isinstance(error, TypeError) and "unexpected keyword argument 'dtype'" in str(
+        error
+    ):
         return NO_DTYPE_ARGUMENT
     frames = traceback.extract_tb(error.__traceback__)
     # Reads torch's stack: Tensor.backward is a function named `backward` inside the torch package
@@ -253,22 +312,38 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def tensor_like(value, what: str, shape: tuple, dtype: torch.dtype | None = None,
-                transposed_hint: str | None = None) -> Tensor:
+def tensor_like(
+    value,
+    what: str,
+    shape: tuple,
+    dtype: torch.dtype | None = None,
+    transposed_hint: str | None = None,
+) -> Tensor:
     """``value`` is a floating-point tensor of ``shape`` (and ``dtype``), or a Failure."""
     if not isinstance(value, Tensor):
-        raise Failure(f"{what} should be a tensor of shape {shape}, got {describe(value)}")
+        raise Failure(
+            f"{what} should be a tensor of shape {shape}, got {describe(value)}"
+        )
     if not value.is_floating_point():
-        raise Failure(f"{what} should be a floating-point tensor, got {describe(value)}")
+        raise Failure(
+            f"{what} should be a floating-point tensor, got {describe(value)}"
+        )
     if tuple(value.shape) != tuple(shape):
         if transposed_hint and tuple(value.shape) == tuple(reversed(shape)):
-            raise Failure(f"{what} has shape {tuple(value.shape)}, the shape of its transpose; "
-                          f"expected {tuple(shape)}. {transposed_hint}", "linear")
-        raise Failure(f"{what} should have shape {tuple(shape)}, got shape {tuple(value.shape)}")
+            raise Failure(
+                f"{what} has shape {tuple(value.shape)}, the shape of its transpose; "
+                f"expected {tuple(shape)}. {transposed_hint}",
+                "linear",
+            )
+        raise Failure(
+            f"{what} should have shape {tuple(shape)}, got shape {tuple(value.shape)}"
+        )
     if dtype is not None and value.dtype != dtype:
-        raise Failure(f"{what} should keep the dtype of the input, {dtype_name(dtype)}, "
-                      f"got {dtype_name(value.dtype)}: compute it from the inputs (torch keeps their dtype), "
-                      "and create new tensors with dtype=... of the input")
+        raise Failure(
+            f"{what} should keep the dtype of the input, {dtype_name(dtype)}, "
+            f"got {dtype_name(value.dtype)}: compute it from the inputs (torch keeps their dtype), "
+            "and create new tensors with dtype=... of the input"
+        )
     return value
 
 
@@ -276,7 +351,9 @@ def finite(value: Tensor, what: str, *sections: Section | str, why: str = "") ->
     if not torch.isfinite(value).all():
         bad = (~torch.isfinite(value)).sum().item()
         entries = "entry" if bad == 1 else "entries"
-        raise Failure(f"{what} has {bad} non-finite {entries} (inf or nan){why}", *sections)
+        raise Failure(
+            f"{what} has {bad} non-finite {entries} (inf or nan){why}", *sections
+        )
 
 
 TOLERANCE = 1e-6
@@ -288,12 +365,21 @@ def error(got: Tensor, expected: Tensor) -> float:
 
 
 def matches(got: Tensor, prediction: Tensor, tolerance: float = TOLERANCE) -> bool:
-    return (isinstance(prediction, Tensor) and tuple(got.shape) == tuple(prediction.shape)
-            and error(got, prediction) < tolerance)
+    return (
+        isinstance(prediction, Tensor)
+        and tuple(got.shape) == tuple(prediction.shape)
+        and error(got, prediction) < tolerance
+    )
 
 
-def compare(got: Tensor, expected: Tensor, what: str, mistakes: dict | None = None,
-            tolerance: float = TOLERANCE, on: str = "") -> None:
+def compare(
+    got: Tensor,
+    expected: Tensor,
+    what: str,
+    mistakes: dict | None = None,
+    tolerance: float = TOLERANCE,
+    on: str = "",
+) -> None:
     """Failure unless got ≈ expected; names the known mistake whose prediction ``got`` matches.
 
     ``mistakes`` maps each :class:`Mistake` to the value it would produce on the same inputs.
@@ -303,18 +389,32 @@ def compare(got: Tensor, expected: Tensor, what: str, mistakes: dict | None = No
     if e < tolerance:
         return
     where = f" {on}" if on else ""
-    fitting = [m for m, prediction in (mistakes or {}).items() if matches(got, prediction, max(tolerance, 1e-4))]
+    fitting = [
+        m
+        for m, prediction in (mistakes or {}).items()
+        if matches(got, prediction, max(tolerance, 1e-4))
+    ]
     if len(fitting) == 1:
-        raise Failure(f"{what} is off{where} (relative error {e:.2g}): {fitting[0].explanation}",
-                      mistake=fitting[0])
+        raise Failure(
+            f"{what} is off{where} (relative error {e:.2g}): {fitting[0].explanation}",
+            mistake=fitting[0],
+        )
     if fitting:
         candidates = "\n".join(f"  – {m.explanation}" for m in fitting)
-        raise Failure(f"{what} is off{where} (relative error {e:.2g}), and on these inputs the numbers "
-                      f"fit each of these mistakes:\n{candidates}",
-                      *[s for m in fitting for s in m.sections])
+        raise Failure(
+            f"{what} is off{where} (relative error {e:.2g}), and on these inputs the numbers "
+            f"fit each of these mistakes:\n{candidates}",
+            *[s for m in fitting for s in m.sections],
+        )
     largest = (got - expected).abs().argmax().item()
-    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(largest), got.shape)) if got.dim() else ()
+    index = (
+        tuple(int(i) for i in torch.unravel_index(torch.tensor(largest), got.shape))
+        if got.dim()
+        else ()
+    )
     at = f" at index {index}" if index else ""
-    raise Failure(f"{what} is off{where}: relative error {e:.2g} (should be below {tolerance:g}); "
-                  f"the largest difference{at}: got {got.reshape(-1)[largest].item():.6g}, "
-                  f"expected {expected.reshape(-1)[largest].item():.6g}")
+    raise Failure(
+        f"{what} is off{where}: relative error {e:.2g} (should be below {tolerance:g}); "
+        f"the largest difference{at}: got {got.reshape(-1)[largest].item():.6g}, "
+        f"expected {expected.reshape(-1)[largest].item():.6g}"
+    )

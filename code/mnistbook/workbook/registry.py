@@ -19,11 +19,13 @@ QUICK = 20.0
 
 @dataclass(frozen=True)
 class Exercise:
-    check: Callable[..., Result]   # e.g. check_linear; its first argument is the subject
-    subject: str                   # the name the learner defines, e.g. "Linear"
-    page: str                      # the workbook page that asks for it: book/<page>.md
-    contract: tuple[str, ...]      # what the check requires of the subject, shown on the page
-    solution: str                  # the book's answer, "module:name", shown folded on the page
+    check: Callable[..., Result]  # e.g. check_linear; its first argument is the subject
+    subject: str  # the name the learner defines, e.g. "Linear"
+    page: str  # the workbook page that asks for it: book/<page>.md
+    contract: tuple[
+        str, ...
+    ]  # what the check requires of the subject, shown on the page
+    solution: str  # the book's answer, "module:name", shown folded on the page
 
     @property
     def name(self) -> str:
@@ -39,8 +41,13 @@ class Exercise:
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(page: str, subject: str, contract: tuple[str, ...] = (), time_limit: float = QUICK,
-             solution: str = ""):
+def exercise(
+    page: str,
+    subject: str,
+    contract: tuple[str, ...] = (),
+    time_limit: float = QUICK,
+    solution: str = "",
+):
     """Register the decorated function as the check of ``subject`` on ``page``, whose answer in
     the book is ``solution`` ("mnistbook.scratch:Linear").
 
@@ -50,7 +57,9 @@ def exercise(page: str, subject: str, contract: tuple[str, ...] = (), time_limit
 
     def register(function) -> Callable[..., Result]:
         check = checker(function, subject, time_limit)
-        EXERCISES[check.__name__] = Exercise(check, subject, page, tuple(contract), solution)
+        EXERCISES[check.__name__] = Exercise(
+            check, subject, page, tuple(contract), solution
+        )
         return check
 
     return register

@@ -64,13 +64,28 @@ class Report:
     skipped: list[str] = field(default_factory=list)  # checks left out (--no-training)
 
     def as_json(self) -> dict:
-        return {"submissions": [{"name": s.name, "path": s.path,
-                                 "checks": [{"check": c.check, "passed": c.passed,
-                                             "message": c.message, "seconds": c.seconds}
-                                            for c in s.checks],
-                                 "passed": s.passed, "total": s.total}
-                                for s in self.submissions],
-                "isolation": self.isolation, "seed": self.seed}
+        return {
+            "submissions": [
+                {
+                    "name": s.name,
+                    "path": s.path,
+                    "checks": [
+                        {
+                            "check": c.check,
+                            "passed": c.passed,
+                            "message": c.message,
+                            "seconds": c.seconds,
+                        }
+                        for c in s.checks
+                    ],
+                    "passed": s.passed,
+                    "total": s.total,
+                }
+                for s in self.submissions
+            ],
+            "isolation": self.isolation,
+            "seed": self.seed,
+        }
 
     @property
     def check_names(self) -> list[str]:
@@ -87,8 +102,9 @@ def write_csv(report: Report, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["name", "path", "passed", "total", *report.check_names])
         for s in report.submissions:
-            writer.writerow([s.name, s.path, s.passed, s.total,
-                             *(int(c.passed) for c in s.checks)])
+            writer.writerow(
+                [s.name, s.path, s.passed, s.total, *(int(c.passed) for c in s.checks)]
+            )
 
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -102,19 +118,37 @@ def _xml(text: str) -> str:
 def write_junit(report: Report, path: Path) -> None:
     total = sum(s.total for s in report.submissions)
     failures = sum(s.total - s.passed for s in report.submissions)
-    suites = ET.Element("testsuites", name="mnistbook workbook", tests=str(total),
-                        failures=str(failures), time=f"{report.seconds:.3f}")
+    suites = ET.Element(
+        "testsuites",
+        name="mnistbook workbook",
+        tests=str(total),
+        failures=str(failures),
+        time=f"{report.seconds:.3f}",
+    )
     for s in report.submissions:
-        suite = ET.SubElement(suites, "testsuite", name=_xml(s.name),
-                              tests=str(s.total), failures=str(s.total - s.passed),
-                              time=f"{s.seconds:.3f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=_xml(s.name),
+            tests=str(s.total),
+            failures=str(s.total - s.passed),
+            time=f"{s.seconds:.3f}",
+        )
         properties = ET.SubElement(suite, "properties")
-        for name, value in (("path", s.path), ("isolation", report.isolation),
-                            ("seed", str(report.seed))):
+        for name, value in (
+            ("path", s.path),
+            ("isolation", report.isolation),
+            ("seed", str(report.seed)),
+        ):
             ET.SubElement(properties, "property", name=name, value=_xml(value))
         for c in s.checks:
-            case = ET.SubElement(suite, "testcase", classname=_xml(s.name),
-                                 name=c.check, time=f"{c.seconds:.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=_xml(s.name),
+                name=c.check,
+                time=f"{c.seconds:.3f}",
+            )
             if c.passed:
                 ET.SubElement(case, "system-out").text = _xml(c.message)
             else:
@@ -145,14 +179,17 @@ def table(report: Report, width: int = 88) -> str:
     named = [f"{n} {name}" for n, name in zip(columns, names)]
     left_out = f"; left out: {', '.join(report.skipped)}" if report.skipped else ""
     notes = [f"✓ passed, ✗ failed, · not submitted{left_out}"]
-    notes += [f"{s.name}: stopped, {s.stopped}"
-              for s in report.submissions if s.stopped]
+    notes += [
+        f"{s.name}: stopped, {s.stopped}" for s in report.submissions if s.stopped
+    ]
     n = len(report.submissions)
     each = sum(s.seconds for s in report.submissions) / n if n else 0.0
     graded = f"{n} submission{'s' * (n != 1)} graded in {report.seconds:.0f} s"
     jobs = f"{report.jobs} job{'s' * (report.jobs != 1)}"
-    notes.append(f"{graded} with {jobs} ({each:.1f} s per submission on average); "
-                 f"isolation: {report.isolation}; seed {report.seed}")
+    notes.append(
+        f"{graded} with {jobs} ({each:.1f} s per submission on average); "
+        f"isolation: {report.isolation}; seed {report.seed}"
+    )
     wrapped = [textwrap.fill(note, width, subsequent_indent="  ") for note in notes]
     return "\n".join([*lines, "", *_items("checks:", named, width), *wrapped])
 
@@ -172,8 +209,11 @@ def _items(head: str, items: list[str], width: int) -> list[str]:
 def passed_in_junit(path: Path, check: str) -> tuple[bool, list[str]]:
     """Whether ``check`` passed in every submission of a JUnit report, and their
     messages. LookupError when the report holds no such check."""
-    found = [case for case in ET.parse(path).getroot().iter("testcase")
-             if case.get("name") == check]
+    found = [
+        case
+        for case in ET.parse(path).getroot().iter("testcase")
+        if case.get("name") == check
+    ]
     if not found:
         raise LookupError(f"{path} has no test case named {check}")
     messages = []
@@ -189,8 +229,10 @@ def passed_main(argv: list[str], prog: str) -> int:
     """``passed REPORT CHECK``: 0 if CHECK passed in the JUnit REPORT, 1 if it failed,
     2 if the report cannot be read or holds no such check."""
     parser = argparse.ArgumentParser(
-        prog=prog, description="Exit 0 if CHECK passed in the JUnit report the grader "
-        "wrote (--junit), 1 if it failed; print its message.")
+        prog=prog,
+        description="Exit 0 if CHECK passed in the JUnit report the grader "
+        "wrote (--junit), 1 if it failed; print its message.",
+    )
     parser.add_argument("report", type=Path, help="the grader's JUnit report")
     parser.add_argument("check", help="a check's name, e.g. check_linear")
     args = parser.parse_args(argv)

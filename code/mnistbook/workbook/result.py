@@ -14,12 +14,12 @@ NOT_IMPLEMENTED = "not implemented yet"
 
 @dataclass(frozen=True)
 class Result:
-    check: str                 # e.g. "check_linear"
+    check: str  # e.g. "check_linear"
     passed: bool
     message: str
     sections: tuple[Section, ...] = field(default=())
-    pending: bool = False      # the learner's code still raises NotImplementedError
-    mistake: object = None     # the known mistake named, a probe.Mistake, if one is
+    pending: bool = False  # the learner's code still raises NotImplementedError
+    mistake: object = None  # the known mistake named, a probe.Mistake, if one is
 
     def __bool__(self) -> bool:
         return self.passed
@@ -32,7 +32,9 @@ class Result:
 
     @property
     def _dash(self) -> str:
-        return "" if self.message.startswith("\n") else " — "  # a summary lists its checks below
+        return (
+            "" if self.message.startswith("\n") else " — "
+        )  # a summary lists its checks below
 
     def __repr__(self) -> str:
         lines = [f"{self.check}: {self.mark}{self._dash}{self.message}"]
@@ -45,12 +47,18 @@ class Result:
         return f"**{self.check}: {self.mark}**{self._dash}{message}{links}"
 
     def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.passed else ("#9a6700" if self.pending else "#cf222e")
+        colour = (
+            "#1a7f37" if self.passed else ("#9a6700" if self.pending else "#cf222e")
+        )
         message = html.escape(self.message).replace("\n", "<br>")
-        links = "".join(f'<br>Read: <a href="{html.escape(s.url)}">{html.escape(s.title)}</a>'
-                        for s in self.sections)
-        return (f'<div class="workbook-result" style="border-left: 4px solid {colour}; padding-left: .6em">'
-                f'<strong>{html.escape(self.check)}: {self.mark}</strong>{self._dash}{message}{links}</div>')
+        links = "".join(
+            f'<br>Read: <a href="{html.escape(s.url)}">{html.escape(s.title)}</a>'
+            for s in self.sections
+        )
+        return (
+            f'<div class="workbook-result" style="border-left: 4px solid {colour}; padding-left: .6em">'
+            f"<strong>{html.escape(self.check)}: {self.mark}</strong>{self._dash}{message}{links}</div>"
+        )
 
 
 def summary(*results: Result) -> Result:
@@ -60,4 +68,6 @@ def summary(*results: Result) -> Result:
     sections = tuple(dict.fromkeys(s for r in failed for s in r.sections))
     pending = bool(failed) and all(r.pending for r in failed)
     message = "\n" + "\n".join(lines)  # one line per check, below the combined verdict
-    return Result(" + ".join(r.check for r in results), not failed, message, sections, pending)
+    return Result(
+        " + ".join(r.check for r in results), not failed, message, sections, pending
+    )

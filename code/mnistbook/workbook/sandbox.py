@@ -47,8 +47,13 @@ TICK = 0.25
 #: that two graders differ), far above any account's, so that the kernel's limit on
 #: processes, which counts per uid, counts that sandbox's only.
 UID_BASE = 1_000_000_000
-_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-               "--unshare-cgroup-try")
+_NAMESPACES = (
+    "--unshare-pid",
+    "--unshare-net",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,11 @@ def choose(requested: str = "auto") -> str:
     if requested == "process":
         return "process"
     bwrap = bwrap_path()
-    problem = (_probe(bwrap) if bwrap
-               else "bwrap is not on PATH (install Debian's package bubblewrap)")
+    problem = (
+        _probe(bwrap)
+        if bwrap
+        else "bwrap is not on PATH (install Debian's package bubblewrap)"
+    )
     if not problem:
         return "bubblewrap"
     if requested == "bubblewrap":
@@ -92,13 +100,32 @@ def choose(requested: str = "auto") -> str:
 
 def _probe(bwrap: str) -> str:
     """'' when bwrap can make the sandbox this module asks of it, else what it said."""
-    command = [bwrap, "--die-with-parent", "--new-session", *_NAMESPACES,
-               "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-               "--size", str(MB), "--tmpfs", "/tmp", "--perms", "0755",
-               "--dir", "/tmp/probe", "true"]
+    command = [
+        bwrap,
+        "--die-with-parent",
+        "--new-session",
+        *_NAMESPACES,
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(MB),
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "0755",
+        "--dir",
+        "/tmp/probe",
+        "true",
+    ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap does not run: {error}"
     if done.returncode == 0:
@@ -108,6 +135,7 @@ def _probe(bwrap: str) -> str:
 
 
 # ---- the parent's side ------------------------------------------------------------
+
 
 class Box:
     """One submission's sandbox: its folder, its process and the watchdog on them.
@@ -151,20 +179,33 @@ class Box:
             files = [(path, Path(path.name))]
         else:
             left = [f.resolve() for f in leave_out]
-            files = [(p, p.relative_to(path)) for p in sorted(path.rglob("*"))
-                     if p.is_file() and not p.is_symlink() and not _hidden(p, path)
-                     and not any(f in p.resolve().parents for f in left)]
+            files = [
+                (p, p.relative_to(path))
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not p.is_symlink()
+                and not _hidden(p, path)
+                and not any(f in p.resolve().parents for f in left)
+            ]
         total = sum(p.stat().st_size for p, _ in files)
         if total > limit:
-            return (f"the submission holds {Limits.size(total)}, more than the "
-                    f"{Limits.size(limit)} accepted")
+            return (
+                f"the submission holds {Limits.size(total)}, more than the "
+                f"{Limits.size(limit)} accepted"
+            )
         for source, relative in files:
             (self.copy / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, self.copy / relative)
         return ""
 
-    def start(self, target: str, args: list[str], env: dict[str, str],
-              binds: list[Path], cpu_seconds: float) -> None:
+    def start(
+        self,
+        target: str,
+        args: list[str],
+        env: dict[str, str],
+        binds: list[Path],
+        cpu_seconds: float,
+    ) -> None:
         """Run ``target`` ("module:function", called with the results channel's file
         descriptor and ``args``) in the sandbox, on the copy :meth:`put` made.
 
@@ -173,11 +214,24 @@ class Box:
         self._read_end = read_end
         os.set_blocking(read_end, False)
         work = WORK if self.isolation == "bubblewrap" else str(self.copy)
-        child = [sys.executable, "-I", "-m", __name__, "--work", work,
-                 "--results", str(write_end), "--memory", str(self.limits.memory),
-                 "--output", str(self.limits.output),
-                 "--cpu", str(int(cpu_seconds) + 1),
-                 "--tag", str(self.folder)]
+        child = [
+            sys.executable,
+            "-I",
+            "-m",
+            __name__,
+            "--work",
+            work,
+            "--results",
+            str(write_end),
+            "--memory",
+            str(self.limits.memory),
+            "--output",
+            str(self.limits.output),
+            "--cpu",
+            str(int(cpu_seconds) + 1),
+            "--tag",
+            str(self.folder),
+        ]
         command = child
         if self.isolation == "bubblewrap":
             child += ["--source", SOURCE]
@@ -186,35 +240,72 @@ class Box:
                 child += ["--uid", str(self.uid), "--tasks", str(tasks)]
             command = self._bwrap(binds) + child
         home = work if self.isolation == "process" else "/tmp"
-        environment = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-                       "HOME": home, "TMPDIR": home, "PYTHONNOUSERSITE": "1",
-                       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                       "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib",
-                       **env}
+        environment = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": home,
+            "TMPDIR": home,
+            "PYTHONNOUSERSITE": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": f"{home}/.matplotlib",
+            **env,
+        }
         with open(self.folder / "output", "wb") as output:
             self.proc = subprocess.Popen(
-                [*command, "--", target, *args], cwd=self.copy, env=environment,
-                stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                pass_fds=(write_end,), start_new_session=True)
+                [*command, "--", target, *args],
+                cwd=self.copy,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                pass_fds=(write_end,),
+                start_new_session=True,
+            )
         os.close(write_end)
 
     def _bwrap(self, binds: list[Path]) -> list[str]:
         """bwrap's arguments: an empty root with size-limited /tmp and /dev/shm, the
         system and Python read-only, and the copy of the submission read-only."""
-        args = [bwrap_path() or "bwrap", "--die-with-parent", "--new-session",
-                *_NAMESPACES, "--size", str(self.limits.folder), "--tmpfs", "/tmp",
-                "--proc", "/proc", "--dev", "/dev",
-                "--size", str(self.limits.output), "--tmpfs", "/dev/shm"]
+        args = [
+            bwrap_path() or "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            *_NAMESPACES,
+            "--size",
+            str(self.limits.folder),
+            "--tmpfs",
+            "/tmp",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(self.limits.output),
+            "--tmpfs",
+            "/dev/shm",
+        ]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             path = Path("/", top)
             if path.is_symlink():
                 args += ["--symlink", os.readlink(path), str(path)]
             elif path.is_dir():
                 args += ["--ro-bind", str(path), str(path)]
-        system = ["/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-                  "/sys/devices/system/cpu"]
-        python = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  _import_root(__name__)]  # this package, wherever it is installed
+        system = [
+            "/usr",
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/sys/devices/system/cpu",
+        ]
+        python = [
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            sys.base_exec_prefix,
+            _import_root(__name__),
+        ]  # this package, wherever it is installed
         paths = [Path(p) for p in system + python + binds]
         mounts = _outermost([p for p in paths if p.exists()])
         for folder in _ancestors(mounts):  # else bwrap makes them root's alone
@@ -281,7 +372,8 @@ class Box:
         if code < 0 or (self.isolation == "bubblewrap" and code > 128):
             number = -code if code < 0 else code - 128
             return _SIGNALS.get(number, f"was killed by signal {number}").format(
-                output=Limits.size(self.limits.output))
+                output=Limits.size(self.limits.output)
+            )
         return f"ended (exit status {code})"
 
     def stop(self) -> None:
@@ -322,8 +414,10 @@ _SIGNALS = {
 
 
 def _hidden(path: Path, folder: Path) -> bool:
-    return any(part.startswith(".") or part == "__pycache__"
-               for part in path.relative_to(folder).parts)
+    return any(
+        part.startswith(".") or part == "__pycache__"
+        for part in path.relative_to(folder).parts
+    )
 
 
 def _scan() -> dict[int, tuple[int, int, str, int]]:
@@ -338,9 +432,13 @@ def _scan() -> dict[int, tuple[int, int, str, int]]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        processes[int(name)] = (int(fields[1]), int(fields[3]), fields[0].decode(),
-                                int(fields[21]) * page)
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        processes[int(name)] = (
+            int(fields[1]),
+            int(fields[3]),
+            fields[0].decode(),
+            int(fields[21]) * page,
+        )
     return processes
 
 
@@ -404,6 +502,7 @@ def _ancestors(paths: list[Path]) -> list[Path]:
 
 # ---- the child's side -------------------------------------------------------------
 
+
 def _confine(args: argparse.Namespace) -> None:
     """Copy the submission in, set the limits and leave root, before any of its code."""
     work = Path(args.work)
@@ -415,8 +514,12 @@ def _confine(args: argparse.Namespace) -> None:
             os.chmod(folder, 0o1777)
         for path in [work, *work.rglob("*")]:
             os.chown(path, args.uid, args.uid, follow_symlinks=False)
-    limits = {resource.RLIMIT_DATA: args.memory, resource.RLIMIT_FSIZE: args.output,
-              resource.RLIMIT_CORE: 0, resource.RLIMIT_CPU: args.cpu}
+    limits = {
+        resource.RLIMIT_DATA: args.memory,
+        resource.RLIMIT_FSIZE: args.output,
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_CPU: args.cpu,
+    }
     if args.tasks:  # counted per uid, and not for root: for the uid set below
         limits[resource.RLIMIT_NPROC] = args.tasks
     for which, value in limits.items():
@@ -439,7 +542,8 @@ def _confine(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog=f"python -m {__name__}",
-        description="Run module:function confined (the grader starts this).")
+        description="Run module:function confined (the grader starts this).",
+    )
     parser.add_argument("--work", required=True, help="the folder to run in")
     parser.add_argument("--source", help="the folder to copy into --work first")
     parser.add_argument("--results", type=int, required=True, help="the channel's fd")
@@ -448,8 +552,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu", type=int, required=True)
     parser.add_argument("--uid", type=int, help="the uid to become, if root")
     parser.add_argument("--tasks", type=int, help="processes and threads of that uid")
-    parser.add_argument("--tag", help="the grader's folder for this submission: its "
-                        "processes carry it in their command line")
+    parser.add_argument(
+        "--tag",
+        help="the grader's folder for this submission: its "
+        "processes carry it in their command line",
+    )
     parser.add_argument("target")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

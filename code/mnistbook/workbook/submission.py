@@ -39,9 +39,16 @@ MESSAGE_LIMIT = 4000
 
 def code_files(folder: Path) -> list[Path]:
     """The ``.py`` files and notebooks under ``folder`` by name, hidden ones not."""
-    return sorted(p for p in folder.rglob("*") if p.suffix in CODE and p.is_file()
-                  and not any(part.startswith(".") or part == "__pycache__"
-                              for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix in CODE
+        and p.is_file()
+        and not any(
+            part.startswith(".") or part == "__pycache__"
+            for part in p.relative_to(folder).parts
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,10 @@ def without_magics(source: str) -> str | None:
         magic = lines[first].lstrip()[2:].split(maxsplit=1)
         if not magic or magic[0] not in PYTHON_CELL_MAGICS:
             return None
-        lines = lines[first + 1:]
-    return "\n".join(MAGIC.sub(r"\1pass  # ", line) if MAGIC.match(line) else line
-                     for line in lines)
+        lines = lines[first + 1 :]
+    return "\n".join(
+        MAGIC.sub(r"\1pass  # ", line) if MAGIC.match(line) else line for line in lines
+    )
 
 
 class _Kernel:
@@ -120,8 +128,12 @@ def run(unit: Unit, namespace: dict) -> str:
 
     A MemoryError is raised on: the submission has reached its memory limit."""
     filename = unit.where
-    linecache.cache[filename] = (len(unit.source), None, unit.source.splitlines(True),
-                                 filename)  # for tracebacks and the checks' messages
+    linecache.cache[filename] = (
+        len(unit.source),
+        None,
+        unit.source.splitlines(True),
+        filename,
+    )  # for tracebacks and the checks' messages
     try:
         exec(compile(unit.source, filename, "exec"), namespace)  # noqa: S102
     except MemoryError:
@@ -131,8 +143,11 @@ def run(unit: Unit, namespace: dict) -> str:
         return f"{unit.where}: SyntaxError at line {error.lineno}: {error.msg}"
     except BaseException as error:  # noqa: BLE001  (sys.exit too ends a cell only)
         _worker_only()
-        lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
-                 if f.filename == filename]
+        lines = [
+            f.lineno
+            for f in traceback.extract_tb(error.__traceback__)
+            if f.filename == filename
+        ]
         at = f" at line {lines[-1]}" if lines else ""
         return f"{unit.where}: {type(error).__name__}{at}: {error}"
     _worker_only()
@@ -177,8 +192,10 @@ def _module_name(path: Path) -> str:
 
 def not_submitted(name: str, loaded: Loaded) -> str:
     if name in loaded.borrowed:
-        text = (f"not submitted: {name} is the book's own, imported from "
-                f"{loaded.borrowed[name]}; the check needs yours")
+        text = (
+            f"not submitted: {name} is the book's own, imported from "
+            f"{loaded.borrowed[name]}; the check needs yours"
+        )
     else:
         text = f"not submitted: the submission defines no {name}"
     if loaded.errors:
@@ -195,7 +212,8 @@ def checks_idle(exercises):
 
     def idle(name):
         return lambda *args, **kwargs: Result(
-            name, False, "not run while the grader loads your code", pending=True)
+            name, False, "not run while the grader loads your code", pending=True
+        )
 
     saved = []
     for exercise in exercises:
@@ -220,7 +238,7 @@ class Channel:
         _worker_only()
         data = (json.dumps(event) + "\n").encode()
         while data:
-            data = data[os.write(self.fd, data):]
+            data = data[os.write(self.fd, data) :]
 
 
 def grade(results_fd: int, seed: str, *checks: str) -> None:
@@ -261,11 +279,17 @@ def grade(results_fd: int, seed: str, *checks: str) -> None:
             except BaseException as error:  # noqa: BLE001  (sys.exit in the learner's code)
                 _worker_only()
                 passed = False
-                message = (f"the check was stopped: your code raised "
-                           f"{type(error).__name__}: {error}")
-        channel.send(event="result", check=exercise.name, passed=passed,
-                     message=message[:MESSAGE_LIMIT],
-                     seconds=round(time.perf_counter() - start, 3))
+                message = (
+                    f"the check was stopped: your code raised "
+                    f"{type(error).__name__}: {error}"
+                )
+        channel.send(
+            event="result",
+            check=exercise.name,
+            passed=passed,
+            message=message[:MESSAGE_LIMIT],
+            seconds=round(time.perf_counter() - start, 3),
+        )
     channel.send(event="done")
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -21,61 +21,113 @@ ACCURACY_BAND = 95.0
 TRAINING_LIMIT = 900.0
 
 
-LOSS_NOT_A_FLOAT = Mistake("step(images, labels) should return the batch's loss as a Python float, "
-                           "loss.item(), for the training log", (links.TRAINING_STEP,))
-STEP_WITHOUT_UPDATE = Mistake("the parameters did not change: a step ends with the optimiser's update, "
-                              "optimizer.step(net.grads)", (links.TRAINING_STEP,))
+LOSS_NOT_A_FLOAT = Mistake(
+    "step(images, labels) should return the batch's loss as a Python float, "
+    "loss.item(), for the training log",
+    (links.TRAINING_STEP,),
+)
+STEP_WITHOUT_UPDATE = Mistake(
+    "the parameters did not change: a step ends with the optimiser's update, "
+    "optimizer.step(net.grads)",
+    (links.TRAINING_STEP,),
+)
 
 
 def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
     torch.manual_seed(seed)
     net = call("Net()", Net)
-    optimizer = call("SGD(net.parameters, lr, momentum)", SGD, net.parameters, training.RECIPE.lr, training.RECIPE.momentum)
+    optimizer = call(
+        "SGD(net.parameters, lr, momentum)",
+        SGD,
+        net.parameters,
+        training.RECIPE.lr,
+        training.RECIPE.momentum,
+    )
     return net, call("CrossEntropyLoss()", CrossEntropyLoss), optimizer
 
 
 def _three_steps(make_scratch_step) -> None:
     """Three steps with the book's classes, against the book's own step."""
     g = generator(8)
-    batches = [(torch.randn(4, 1, 28, 28, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(3)]
-    net, criterion, optimizer = _fresh(scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0)
-    book_net, book_criterion, book_optimizer = _fresh(scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0)
-    step = call("make_scratch_step(net, criterion, optimizer)", make_scratch_step, net, criterion, optimizer)
+    batches = [
+        (
+            torch.randn(4, 1, 28, 28, generator=g),
+            torch.randint(0, 10, (4,), generator=g),
+        )
+        for _ in range(3)
+    ]
+    net, criterion, optimizer = _fresh(
+        scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0
+    )
+    book_net, book_criterion, book_optimizer = _fresh(
+        scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0
+    )
+    step = call(
+        "make_scratch_step(net, criterion, optimizer)",
+        make_scratch_step,
+        net,
+        criterion,
+        optimizer,
+    )
     book_step = scratch.make_scratch_step(book_net, book_criterion, book_optimizer)
     before = {k: t.clone() for k, t in net.parameters.items()}
     for n, (images, labels) in enumerate(batches, start=1):
         loss = call("step(images, labels)", step, images, labels)
         expected = book_step(images, labels)
         if not isinstance(loss, float):
-            raise Failure(f"{LOSS_NOT_A_FLOAT.explanation}; it returned {type(loss).__name__}",
-                          mistake=LOSS_NOT_A_FLOAT)
+            raise Failure(
+                f"{LOSS_NOT_A_FLOAT.explanation}; it returned {type(loss).__name__}",
+                mistake=LOSS_NOT_A_FLOAT,
+            )
         if not math.isclose(loss, expected, rel_tol=1e-5):
-            raise Failure(f"step {n} returned the loss {loss:.6g}; the batch's loss before the update is "
-                          f"{expected:.6g}", links.TRAINING_STEP)
+            raise Failure(
+                f"step {n} returned the loss {loss:.6g}; the batch's loss before the update is "
+                f"{expected:.6g}",
+                links.TRAINING_STEP,
+            )
         if all(torch.equal(t, before[k]) for k, t in net.parameters.items()):
-            raise Failure(f"at step {n} {STEP_WITHOUT_UPDATE.explanation}", mistake=STEP_WITHOUT_UPDATE)
+            raise Failure(
+                f"at step {n} {STEP_WITHOUT_UPDATE.explanation}",
+                mistake=STEP_WITHOUT_UPDATE,
+            )
         for name, tensor in net.parameters.items():
-            compare(tensor, book_net.parameters[name], f"net.parameters['{name}']", on=f"after step {n}",
-                    tolerance=1e-5)
+            compare(
+                tensor,
+                book_net.parameters[name],
+                f"net.parameters['{name}']",
+                on=f"after step {n}",
+                tolerance=1e-5,
+            )
         before = {k: t.clone() for k, t in net.parameters.items()}
 
 
 RECIPE = training.RECIPE
 
 
-@exercise("workbook-training", "make_scratch_step", solution="mnistbook.scratch:make_scratch_step", time_limit=TRAINING_LIMIT, contract=(
-    "`make_scratch_step(net, criterion, optimizer)` returns a function `step(images, labels)` that runs "
-    "one training step on a mini-batch — forward, loss, backward, the optimiser's update — and returns "
-    "the batch's loss before the update as a Python float.",
-    "First the check runs three steps of yours beside three of the book's, on random batches of 4, "
-    "with the book's Net, SGD and CrossEntropyLoss: the losses and the parameters after each step must "
-    "agree.",
-    f"Then it trains a fresh network with the recipe — {RECIPE.epochs} epochs of MNIST in batches of "
-    f"{RECIPE.batch_size}, lr {RECIPE.lr}, momentum {RECIPE.momentum} — using the classes passed to it "
-    f"(the book's by default), and the test accuracy must reach {ACCURACY_BAND:g} %. That takes about a "
-    f"minute on one CPU core; the check stops after {TRAINING_LIMIT / 60:g} minutes.",
-))
-def check_training(make_scratch_step, Net=scratch.Net, SGD=scratch.SGD, CrossEntropyLoss=scratch.CrossEntropyLoss) -> str:
+@exercise(
+    "workbook-training",
+    "make_scratch_step",
+    solution="mnistbook.scratch:make_scratch_step",
+    time_limit=TRAINING_LIMIT,
+    contract=(
+        "`make_scratch_step(net, criterion, optimizer)` returns a function `step(images, labels)` that runs "
+        "one training step on a mini-batch — forward, loss, backward, the optimiser's update — and returns "
+        "the batch's loss before the update as a Python float.",
+        "First the check runs three steps of yours beside three of the book's, on random batches of 4, "
+        "with the book's Net, SGD and CrossEntropyLoss: the losses and the parameters after each step must "
+        "agree.",
+        f"Then it trains a fresh network with the recipe — {RECIPE.epochs} epochs of MNIST in batches of "
+        f"{RECIPE.batch_size}, lr {RECIPE.lr}, momentum {RECIPE.momentum} — using the classes passed to it "
+        f"(the book's by default), and the test accuracy must reach {ACCURACY_BAND:g} %. That takes about a "
+        f"minute on one CPU core; the check stops after {TRAINING_LIMIT / 60:g} minutes.",
+    ),
+)
+def check_training(
+    make_scratch_step,
+    Net=scratch.Net,
+    SGD=scratch.SGD,
+    CrossEntropyLoss=scratch.CrossEntropyLoss,
+) -> str:
     """make_scratch_step(net, criterion, optimizer) → step(images, labels) → loss; then the recipe on MNIST.
 
     Net, SGD and CrossEntropyLoss default to the book's; pass yours to train them instead.
@@ -85,23 +137,45 @@ def check_training(make_scratch_step, Net=scratch.Net, SGD=scratch.SGD, CrossEnt
     test_images, test_labels = mnist_tensors(train=False)
     seeding.seed_everything()
     net, criterion, optimizer = _fresh(Net, SGD, CrossEntropyLoss, seeding.SEED)
-    step = call("make_scratch_step(net, criterion, optimizer)", make_scratch_step, net, criterion, optimizer)
-    batches = InMemoryBatches(images, labels, training.RECIPE.batch_size, generator=seeding.generator())
+    step = call(
+        "make_scratch_step(net, criterion, optimizer)",
+        make_scratch_step,
+        net,
+        criterion,
+        optimizer,
+    )
+    batches = InMemoryBatches(
+        images, labels, training.RECIPE.batch_size, generator=seeding.generator()
+    )
     start = time.perf_counter()
     for epoch in range(training.RECIPE.epochs):
         for n, (x, y) in enumerate(batches, start=1):
             loss = call("step(images, labels)", step, x, y)
             if not math.isfinite(loss):
-                raise Failure(f"the loss became {loss} at step {n} of epoch {epoch + 1}: a NaN guard stops here. "
-                              "Check the softmax for overflow and the learning rate", links.BUG_UNSHIFTED)
+                raise Failure(
+                    f"the loss became {loss} at step {n} of epoch {epoch + 1}: a NaN guard stops here. "
+                    "Check the softmax for overflow and the learning rate",
+                    links.BUG_UNSHIFTED,
+                )
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        logits = torch.cat([call("net.forward(x)", net.forward, test_images[i:i + 1000])
-                            for i in range(0, len(test_images), 1000)])
+        logits = torch.cat(
+            [
+                call("net.forward(x)", net.forward, test_images[i : i + 1000])
+                for i in range(0, len(test_images), 1000)
+            ]
+        )
     accuracy = 100.0 * (logits.argmax(1) == test_labels).double().mean().item()
-    recipe = (f"{training.RECIPE.epochs} epochs of batches of {training.RECIPE.batch_size}, lr {training.RECIPE.lr}, "
-              f"momentum {training.RECIPE.momentum}")
+    recipe = (
+        f"{training.RECIPE.epochs} epochs of batches of {training.RECIPE.batch_size}, lr {training.RECIPE.lr}, "
+        f"momentum {training.RECIPE.momentum}"
+    )
     if accuracy < ACCURACY_BAND:
-        raise Failure(f"after {recipe} the test accuracy is {accuracy:.2f} %, below the book's band "
-                      f"(≥ {ACCURACY_BAND:g} %); the loss of the last step was {loss:.3f}", links.TRAINING_STEP)
-    return f"{accuracy:.2f} % test accuracy after {recipe} ({seconds:.0f} s of training)"
+        raise Failure(
+            f"after {recipe} the test accuracy is {accuracy:.2f} %, below the book's band "
+            f"(≥ {ACCURACY_BAND:g} %); the loss of the last step was {loss:.3f}",
+            links.TRAINING_STEP,
+        )
+    return (
+        f"{accuracy:.2f} % test accuracy after {recipe} ({seconds:.0f} s of training)"
+    )
