@@ -117,3 +117,21 @@ def test_a_second_execution_prints_the_same_numbers(name):
     assert numbers(second) == numbers(first), (
         "the numbers differ from the build's execution of the same code"
     )
+
+
+def test_the_dataloader_estimate_is_the_measured_speed_times_the_steps():
+    """The PyTorch chapter's estimate of the whole run fed by the DataLoader is glued from the
+    DataLoader's measured time per step and the number of steps, nothing else."""
+    glued = BUILD / "jupyter_execute" / "book" / "pytorch.glue.json"
+    if not glued.is_file():
+        missing("the PyTorch chapter's glued values", "build the book")
+    import json
+
+    values = {
+        name: float(v["data"]["text/plain"])
+        for name, v in json.loads(glued.read_text()).items()
+        if name in ("loader_estimate", "loader_ms_per_step", "train_steps")
+    }
+    assert values["loader_estimate"] == pytest.approx(
+        values["loader_ms_per_step"] / 1000 * values["train_steps"], rel=1e-9
+    )

@@ -13,9 +13,8 @@ def run(train_tensors, dtype, steps=1000):
     source = batches.InMemoryBatches(
         images.to(dtype), labels, RECIPE.batch_size, generator=seeding.generator()
     )
-    return lockstep.run_lockstep(
-        torch_net, scratch_net, source, steps=steps
-    )  # the recipe's SGD
+    # the recipe's SGD
+    return lockstep.run_lockstep(torch_net, scratch_net, source, steps=steps)
 
 
 def test_float32_weights_agree_to_1e6_over_1000_steps(train_tensors):

@@ -89,3 +89,36 @@ def test_predict_works_for_any_callable(test_tensors):
         metrics.predict(net, images[:2500], batch_size=1000),
         net(images[:2500]).argmax(1),
     )
+
+
+def test_a_safetensors_checkpoint_reloads_the_same_network(tmp_path, test_tensors):
+    from safetensors.torch import load_file, save_file
+
+    images, labels = test_tensors
+    seeding.seed_everything()
+    net = model.Net()
+    save_file(net.state_dict(), tmp_path / "net.safetensors")
+    reloaded = model.Net()
+    reloaded.load_state_dict(load_file(tmp_path / "net.safetensors"))
+    assert all(
+        torch.equal(a, b) for a, b in zip(net.parameters(), reloaded.parameters())
+    )
+    assert torch.equal(
+        metrics.predict(net, images[:500]), metrics.predict(reloaded, images[:500])
+    )
+
+
+def test_the_standard_errors_of_an_accuracy_and_of_a_difference():
+    assert metrics.standard_error(95.0, 10_000) == pytest.approx(
+        100 * (0.95 * 0.05 / 10_000) ** 0.5
+    )
+    labels = torch.tensor([0, 1, 2, 3])
+    a = torch.tensor([0, 1, 2, 0])  # right on 3 of 4
+    b = torch.tensor([0, 1, 0, 3])  # right on 3 of 4, wrong elsewhere
+    difference = torch.tensor([0.0, 0.0, 1.0, -1.0])  # a's correctness minus b's
+    assert metrics.difference_standard_error(a, b, labels) == pytest.approx(
+        100 * difference.std().item() / 2
+    )
+    assert (
+        metrics.difference_standard_error(a, a, labels) == 0.0
+    )  # the same predictions

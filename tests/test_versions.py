@@ -57,3 +57,50 @@ def test_an_extension_refuses_a_release_it_was_not_written_for(monkeypatch):
         ExtensionError, match=r"provenance\.py was written for myst-nb <1 \(found \d"
     ):
         require("provenance")
+
+
+PROMISED = (
+    "3.11",
+    "3.12",
+    "3.13",
+)  # pyproject.toml's requires-python, as the workflow tests it
+
+
+@pytest.mark.parametrize("python", PROMISED)
+def test_the_lock_pins_the_whole_stack_for_every_promised_python(python):
+    """On each promised Python the lock's markers leave exactly one pin of every package that
+    applies, and the extensions' releases among them: a stack that builds there."""
+    from packaging.markers import Marker
+
+    environment = {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "os_name": "posix",
+    }
+    pinned: dict[str, list[str]] = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9_.-]+)==([^\s;]+)\s*(?:;\s*(.*))?$", line)
+        if match and (match[3] is None or Marker(match[3]).evaluate(environment)):
+            pinned.setdefault(match[1].lower().replace("_", "-"), []).append(match[2])
+    assert all(len(versions) == 1 for versions in pinned.values()), pinned
+    for distribution, specifier in WRITTEN_FOR.items():
+        assert pinned[distribution][0] in SpecifierSet(specifier), (
+            python,
+            distribution,
+        )
+    for direct in (
+        "torch",
+        "torchvision",
+        "jupyter-book",
+        "safetensors",
+        "zizmor",
+        "ruff",
+    ):
+        assert direct in pinned, (python, direct)
+    project = (ROOT / "pyproject.toml").read_text()
+    assert f'requires-python = ">={PROMISED[0]}"' in project

@@ -115,3 +115,40 @@ def test_pages_with_the_skeletons_untouched_say_not_implemented_yet():
         assert (
             "○ not implemented yet" in text and "✓" not in text and "✗" not in text
         ), text
+
+
+def test_a_check_added_to_the_registry_is_exported_paged_tabled_and_benchmarked(
+    monkeypatch, tmp_path
+):
+    import mnistbook.workbook as workbook
+    from mnistbook.workbook import registry
+
+    monkeypatch.setattr(registry, "EXERCISES", dict(registry.EXERCISES))
+    monkeypatch.setattr(workbook, "EXERCISES", registry.EXERCISES)
+    monkeypatch.setattr(pages, "EXERCISES", registry.EXERCISES)
+
+    @registry.exercise(
+        "workbook-relu",
+        "relu",
+        solution="mnistbook.functional:relu",
+        contract=("`relu(z)` returns max(z, 0).",),
+    )
+    def check_relu_function(relu):
+        return "fine"
+
+    assert (
+        "check_relu_function" in workbook.__all__
+        and workbook.check_relu_function is check_relu_function
+    )
+    assert "check_relu_function" in dir(workbook)
+    assert [e.name for e in pages.by_page()["workbook-relu"]] == [
+        "check_relu",
+        "check_relu_function",
+    ]
+    assert "### `check_relu_function`" in pages.table()
+    page = pages.render(
+        "workbook-relu", (pages.BOOK / "workbook-relu.md").read_text(encoding="utf-8")
+    )
+    assert (
+        "check_relu_function(relu)" in page and "`relu(z)` returns max(z, 0)." in page
+    )

@@ -94,7 +94,6 @@ def setup(app):
     app.connect("env-get-outdated", _outdated)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
-    app.connect(
-        "build-finished", _copy_pdf, priority=100
-    )  # before the links are checked
+    # before the links are checked
+    app.connect("build-finished", _copy_pdf, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}

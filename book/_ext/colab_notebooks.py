@@ -30,6 +30,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pybtex.database
+import yaml
 from pybtex.plugin import find_plugin
 
 from chapters import is_notebook
@@ -38,9 +39,8 @@ from repository import Repository
 INCLUDE = re.compile(
     r"```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::\w+:.*\n)*)```"
 )
-BLOCK = (
-    re.MULTILINE | re.DOTALL
-)  # a directive: from its opening fence to its closing one
+# a directive: from its opening fence to its closing one
+BLOCK = re.MULTILINE | re.DOTALL
 OPTIONS = r"(?P<options>(?::\w+:[^\n]*\n)*)\n?"  # [^\n], not ".", which crosses lines in a BLOCK
 ADMONITION = re.compile(
     r"^```\{admonition\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n```$", BLOCK
@@ -68,6 +68,7 @@ class Book:
     """What the rewriting needs to know about the whole book."""
 
     repository: Repository
+    title: str  # the book's, from _config.yml
     titles: dict[str, str]  # chapter stem -> its title
     exercises: dict[str, tuple[str, str]]  # exercise label -> (chapter stem, title)
     sections: dict[str, tuple[str, str]]  # section label -> (chapter stem, heading)
@@ -85,8 +86,12 @@ class Book:
                 exercises[label] = (chapter.stem, match["title"])
             for match in SECTION.finditer(text):
                 sections[match["label"]] = (chapter.stem, match["title"].strip())
+        config = yaml.safe_load(
+            (folder.parent / "_config.yml").read_text(encoding="utf-8")
+        )
         return cls(
             repository,
+            config["title"],
             titles,
             exercises,
             sections,
@@ -94,9 +99,8 @@ class Book:
         )
 
     def colab_url(self, stem: str) -> str:
-        return self.repository.colab_url(
-            f"book/{stem}.ipynb"
-        )  # the path the theme links to
+        # the path the theme links to
+        return self.repository.colab_url(f"book/{stem}.ipynb")
 
     def cited(self, key: str) -> tuple[str, str]:
         """(authors as cited, year), e.g. ("Goodfellow et al.", "2016")."""
@@ -211,7 +215,7 @@ def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
 
 def note_cell(chapter: Path, book: Book) -> nbformat.NotebookNode:
     note = (
-        f"*A chapter of the book [MNIST two ways]({book.repository.url}), as a Colab notebook. "
+        f"*A chapter of the book [{book.title}]({book.repository.url}), as a Colab notebook. "
         "Run the cells from the top."
     )
     glued = GLUE.search(chapter.read_text(encoding="utf-8"))

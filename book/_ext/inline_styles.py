@@ -28,9 +28,8 @@ LINK = re.compile(
 IMPORT = re.compile(r'@import\s+(?:url\()?["\']?([^"\')]+)["\']?\)?\s*;')
 URL = re.compile(r'url\((["\']?)([^"\')]+)\1\)')
 NAMES = re.compile(r"[.#](-?[_a-zA-Z][\w-]*)")
-NOT_NAMES = re.compile(
-    r"::?[\w-]+(\([^)]*\))?|\[[^\]]*\]"
-)  # pseudo-classes, attributes
+# pseudo-classes, attributes
+NOT_NAMES = re.compile(r"::?[\w-]+(\([^)]*\))?|\[[^\]]*\]")
 WORD = re.compile(r"-?[_a-zA-Z][\w-]*")
 STRING = re.compile(r"""(["'`])((?:(?!\1)[^\n\\]|\\.){1,300})\1""")
 GROUPS = {"media", "supports", "layer", "container"}
@@ -104,9 +103,8 @@ class _Styles:
             target = match.group(2)
             if target.startswith(("data:", "http:", "https:", "#", "/")):
                 return match.group(0)
-            name, suffix = re.match(
-                r"([^?#]*)(.*)", target
-            ).groups()  # suffix: ?query#hash
+            # suffix: ?query#hash
+            name, suffix = re.match(r"([^?#]*)(.*)", target).groups()
             file = (base / name).resolve()
             if (
                 file.suffix == ".woff2"

@@ -246,17 +246,21 @@ def _subset_webfonts(outdir: Path, codepoints: set[int]) -> None:
         options.flavor = "woff2" if font.suffix == ".woff2" else None
         options.layout_features = ["*"]
         loaded = subset.load_font(str(font), options)
+        mapped = set(loaded.getBestCmap())
+        # a font none of whose glyphs the site shows keeps one: a font without any is not a
+        # valid font, and the browser says so on every page that declares it
+        kept = (codepoints & mapped) or {min(mapped)}
         subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=codepoints)
+        subsetter.populate(unicodes=kept)
         subsetter.subset(loaded)
         subset.save_font(loaded, str(target / font.name), options)
 
 
-def _write_favicon_ico(target: Path) -> None:
-    """A plain square in the book's blue (the SVG favicon's background), drawn by Pillow."""
+def _write_favicon_ico(target: Path, colour: str) -> None:
+    """A plain square in ``colour`` (the SVG favicon's background), drawn by Pillow."""
     from PIL import Image  # installed with matplotlib
 
-    Image.new("RGBA", (32, 32), "#2f5d9b").save(target, format="ICO", sizes=[(32, 32)])
+    Image.new("RGBA", (32, 32), colour).save(target, format="ICO", sizes=[(32, 32)])
 
 
 def _finish(app, exception) -> None:
@@ -271,11 +275,19 @@ def _finish(app, exception) -> None:
     _subset_webfonts(outdir, _icon_codepoints(outdir, used))
     _trim_icon_rules(outdir, used)
     (outdir / "robots.txt").write_text("User-agent: *\nAllow: /\n", encoding="utf-8")
-    _write_favicon_ico(outdir / "favicon.ico")
+    _write_favicon_ico(outdir / "favicon.ico", app.config.favicon_ico_colour)
+
+
+def declare_settings(app) -> None:
+    """The settings of ``_config.yml`` this extension reads (also declared by ``speed`` when the
+    extension is off, so that they stay valid settings)."""
+    # the favicon.ico for pages without an icon link: a square of the SVG favicon's background
+    app.add_config_value("favicon_ico_colour", "#ffffff", "html")
 
 
 def setup(app):
     require("lean_pages")
+    declare_settings(app)
     app.connect("config-inited", _set_default_mode)
     app.add_js_file(None, body=RESOLVE_AUTO_THEME, priority=1)
     app.connect("html-page-context", _lean_context, priority=900)

@@ -91,7 +91,9 @@ def _record(app, exception):
 def setup(app):
     require("package_fingerprint")
     app.add_config_value("package_fingerprint_paths", ["code"], "env")
-    app.add_config_value("package_fingerprint_package", "mnistbook", "env")
+    app.add_config_value(
+        "package_fingerprint_package", "", "env"
+    )  # _config.yml names it
     app.connect("env-get-outdated", _outdated)
     app.connect("build-finished", _record)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -80,9 +80,8 @@ def _uncached(env, docnames, cache):
 
 def _cause(error: BaseException) -> str:
     """One line naming what went wrong: the cell's exception, a timeout, a dead kernel, …"""
-    if getattr(
-        error, "ename", None
-    ):  # nbclient's CellExecutionError: the cell's exception
+    # nbclient's CellExecutionError: the cell's exception
+    if getattr(error, "ename", None):
         return f"{error.ename}: {error.evalue}"
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
@@ -164,12 +163,10 @@ def _execute_uncached(app, env, docnames):
 def declare_settings(app) -> None:
     """The settings of ``_config.yml`` this extension reads (also declared by ``speed`` when the
     extension is off, so that they stay valid settings)."""
-    app.add_config_value(
-        "parallel_execution_workers", None, "env"
-    )  # None: one per CPU core
-    app.add_config_value(
-        "parallel_execution_first", [], "env"
-    )  # longest chapters, to start first
+    # None: one per CPU core
+    app.add_config_value("parallel_execution_workers", None, "env")
+    # longest chapters, to start first
+    app.add_config_value("parallel_execution_first", [], "env")
 
 
 def setup(app):

@@ -168,9 +168,8 @@ def record(app, config) -> None:
     source = Source.of(Path(app.srcdir), dict(os.environ))
     app.book_source = source
     line = source.describe()
-    title_date = re.sub(
-        r"([{}_%&#$])", r"\\\1", line[0].upper() + line[1:]
-    )  # TeX-escaped
+    # TeX-escaped
+    title_date = re.sub(r"([{}_%&#$])", r"\\\1", line[0].upper() + line[1:])
     # the title page's date line; \AtBeginDocument runs after the template's own \date
     config.latex_elements["preamble"] = (
         config.latex_elements.get("preamble", "")

@@ -128,18 +128,15 @@ def configure(app, config) -> None:
         f"repository: {repository.url}, Colab twins on its branch {repository.colab_branch}"
     )
     options["repository_url"] = repository.url
-    options["repository_branch"] = (
-        repository.colab_branch
-    )  # the theme builds Colab links with it
+    # the theme builds Colab links with it
+    options["repository_branch"] = repository.colab_branch
     options["use_repository_button"] = True
 
 
 def setup(app):
     app.add_config_value("colab_branch", "colab", "")
-    app.add_config_value(
-        "book_repository", None, ""
-    )  # set by configure(), read by colab_notebooks
-    app.connect(
-        "config-inited", configure, priority=400
-    )  # before colab_notebooks writes twins
+    # set by configure(), read by colab_notebooks
+    app.add_config_value("book_repository", None, "")
+    # before colab_notebooks writes twins
+    app.connect("config-inited", configure, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -80,9 +80,8 @@ def skeleton(obj) -> str:
             if isinstance(item, ast.FunctionDef) and item.name != "__call__"
         ]
     )
-    for function in reversed(
-        functions
-    ):  # from the bottom up, so earlier line numbers stay valid
+    # from the bottom up, so earlier line numbers stay valid
+    for function in reversed(functions):
         keep = _docstring_end(function.body) or function.body[0].lineno - 1
         indent = " " * (function.body[0].col_offset)
         lines[keep : function.end_lineno] = [indent + STUB]
@@ -181,9 +180,8 @@ def generated(page: str, exercises: list) -> str:
         + "".join(f"{line}\n" for line in extra_imports)
         + f"\nfrom mnistbook.workbook import {', '.join(checks)}"
     )
-    subjects = " and ".join(
-        e.subject for e in exercises
-    )  # no backticks: a fence's info string may not hold any
+    # no backticks: a fence's info string may not hold any
+    subjects = " and ".join(e.subject for e in exercises)
     contract = "\n".join(f"- {line}" for e in exercises for line in e.contract)
     modules = sorted(
         {e.solution.split(":")[0].replace(".", "/") + ".py" for e in exercises}
@@ -248,8 +246,8 @@ def table() -> str:
             or "- none beyond the general ones"
         )
         blocks.append(
-            f"### `{e.name}({e.subject})`, on {{doc}}`{e.page}`\n\n**What it requires and tries**\n\n"
-            f"{requires}\n\n**The mistakes it names**\n\n{named}"
+            f"### `{e.name}`\n\n`{e.name}({e.subject})`, on the page {{doc}}`{e.page}`.\n\n"
+            f"**What it requires and tries**\n\n{requires}\n\n**The mistakes it names**\n\n{named}"
         )
     return "\n\n".join(blocks)
 

@@ -92,9 +92,8 @@ class InMemoryBatches:
         n = len(self.images)
         if not self.shuffle:
             return torch.arange(n)
-        torch.empty((), dtype=torch.int64).random_(
-            generator=self.generator
-        )  # base seed
+        # the DataLoader's base seed for its workers: drawn, unused, as the DataLoader does
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return torch.randperm(n, generator=self.generator)
 
     def _sampler_runs_dry(self) -> None:

@@ -148,9 +148,8 @@ def short_run(
     source = InMemoryBatches(
         images, labels, batch_size, generator=seeding.generator(seed)
     )
-    stream = itertools.chain.from_iterable(
-        itertools.repeat(source)
-    )  # epoch after epoch
+    # epoch after epoch
+    stream = itertools.chain.from_iterable(itertools.repeat(source))
     with torch.no_grad():
         losses = fit(step, itertools.islice(stream, steps), epochs=1, log=None)
     return Run(net, losses, next(stream))

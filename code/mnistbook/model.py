@@ -20,9 +20,7 @@ class Net(nn.Module):
         self.fc3 = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(
-            x, 1
-        )  # (B, 1, 28, 28) → (B, 784): all dimensions but the batch
+        x = torch.flatten(x, 1)  # (B, 1, 28, 28) → (B, 784): all but the batch
         x = torch.relu(self.fc1(x))
         x = torch.relu(self.fc2(x))
         return self.fc3(x)

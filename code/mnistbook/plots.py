@@ -84,9 +84,8 @@ def confusion(matrix: torch.Tensor, classes=range(10)) -> Figure:
     m = matrix.cpu().numpy()
     fig = _figure(5.6, 4.8)
     ax = fig.add_subplot()
-    shown = np.log1p(
-        m
-    )  # a log scale lets the few mistakes show beside the large diagonal
+    # a log scale lets the few mistakes show beside the large diagonal
+    shown = np.log1p(m)
     image = ax.imshow(shown, cmap="Blues")
     for (i, j), count in np.ndenumerate(m):
         if count:

@@ -153,9 +153,8 @@ class SGD:
         if not self.momentum:
             return grad
         if name not in self.buffers:
-            self.buffers[name] = (
-                grad.clone()
-            )  # a copy: the in-place update below must not change grad
+            # a copy: the in-place update below must not change the caller's grad
+            self.buffers[name] = grad.clone()
         else:
             self.buffers[name].mul_(self.momentum).add_(grad)
         return self.buffers[name]

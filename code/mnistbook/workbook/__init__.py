@@ -11,10 +11,21 @@ for it; this module exports them all.
 
 # each module registers its checks as it is imported, so they come in page order  # isort: skip
 from . import loss, layers, network, optimizer, train, engine  # noqa: F401  # isort: skip
-from .links import book_url
+from .links import book_url as book_url
 from .registry import EXERCISES
-from .result import Result, summary
+from .result import Result as Result
+from .result import summary as summary
 
-globals().update({name: exercise.check for name, exercise in EXERCISES.items()})
 
-__all__ = ["EXERCISES", "Result", "book_url", "summary", *EXERCISES]
+def __getattr__(name: str):
+    """Every registered check, as ``mnistbook.workbook.check_linear``; ``__all__`` lists them,
+    checks registered after this module was imported included."""
+    if name == "__all__":
+        return ["EXERCISES", "Result", "book_url", "summary", *EXERCISES]
+    if name in EXERCISES:
+        return EXERCISES[name].check
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *EXERCISES])

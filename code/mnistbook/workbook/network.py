@@ -88,9 +88,8 @@ class _Record:
     """What one part of the learner's network was handed and gave back."""
 
     names: list[str]
-    forward: list[tuple[Tensor, Tensor]] = field(
-        default_factory=list
-    )  # (input, output)
+    # (input, output)
+    forward: list[tuple[Tensor, Tensor]] = field(default_factory=list)
     backward: list[list] = field(default_factory=list)  # [handed, returned, when]
     forward_in_backward: int = 0
 
@@ -130,9 +129,8 @@ def _instrument(net, phase: dict) -> list[_Record]:
         def recorded_backward(*args, _backward=backward, _record=record, **kwargs):
             phase["calls"] = phase.get("calls", 0) + 1
             entry = [_copy(args[0]) if args else None, None, phase["calls"]]
-            _record.backward.append(
-                entry
-            )  # before the call: a backward that raises is recorded too
+            # before the call: a backward that raises is recorded too
+            _record.backward.append(entry)
             returned = _backward(*args, **kwargs)
             entry[1] = _copy(
                 returned[0]

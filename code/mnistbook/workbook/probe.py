@@ -85,9 +85,8 @@ def checker(function, subject: str = "", time_limit: float | None = None):
                 f"the check did not finish within {time_limit:g} s: your code "
                 "runs, but far slower than it needs to",
             )
-        except (
-            AttributeError
-        ) as error:  # the learner's object lacks a method or attribute
+        # the learner's object lacks a method or attribute
+        except AttributeError as error:
             return Result(
                 name,
                 False,
@@ -193,11 +192,12 @@ def _learner_frame(error: BaseException) -> str:
         return ""
     frame = frames[-1]
     name = frame.filename.rsplit("/", 1)[-1]
+    # ipykernel cells
     where = (
         "your cell"
         if name.removesuffix(".py").isdigit() or name.startswith("<")
         else name
-    )  # ipykernel cells
+    )
     return f" (line {frame.lineno} of {where}: `{frame.line}`)" if frame.line else ""
 
 
@@ -240,9 +240,8 @@ def call(what: str, function, *args, may_change: tuple[int, ...] = (), **kwargs)
             f"your function did not return within {_limit:g} s: {what} was still running "
             f"(an endless loop?){_learner_frame(timed_out)}"
         ) from None
-    except (
-        Exception
-    ) as error:  # anything the learner's code raises is reported, never re-raised
+    # anything the learner's code raises is reported, never re-raised
+    except Exception as error:
         mistake = known_error(error)
         raise Failure(
             f"{what} raised {type(error).__name__}: {error}{_learner_frame(error)}"

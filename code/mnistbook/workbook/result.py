@@ -32,9 +32,8 @@ class Result:
 
     @property
     def _dash(self) -> str:
-        return (
-            "" if self.message.startswith("\n") else " — "
-        )  # a summary lists its checks below
+        # a summary lists its checks below
+        return "" if self.message.startswith("\n") else " — "
 
     def __repr__(self) -> str:
         lines = [f"{self.check}: {self.mark}{self._dash}{self.message}"]

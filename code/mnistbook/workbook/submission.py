@@ -128,12 +128,13 @@ def run(unit: Unit, namespace: dict) -> str:
 
     A MemoryError is raised on: the submission has reached its memory limit."""
     filename = unit.where
+    # for tracebacks and the checks' messages
     linecache.cache[filename] = (
         len(unit.source),
         None,
         unit.source.splitlines(True),
         filename,
-    )  # for tracebacks and the checks' messages
+    )
     try:
         exec(compile(unit.source, filename, "exec"), namespace)  # noqa: S102
     except MemoryError:
