@@ -409,6 +409,24 @@ def aliased_buffer(self, name, grad):  # keeps the caller's gradient and then ch
     return self.buffers[name]
 
 
+def moving_average(
+    self, name, grad
+):  # an exponential moving average of the gradients, from 0
+    self.buffers[name] = (
+        self.momentum * self.buffers.get(name, 0.0) + (1 - self.momentum) * grad
+    )
+    return self.buffers[name]
+
+
+def scales_the_gradient(self, name, grad):  # the caller's gradient scaled in place
+    return scratch.SGD.direction(self, name, grad.mul_(1.0 + 0.0 * self.lr).mul_(2.0))
+
+
+def no_input_gradients(self, g):  # input_grad=False for every layer
+    g, self.grads["fc3.W"], self.grads["fc3.b"] = self.fc3.backward(g, input_grad=False)
+    g = self.relu2.backward(g)
+
+
 def rebinding_step(self, grads):
     for name in self.parameters:
         self.parameters[name] = self.parameters[name] - self.lr * self.direction(
@@ -570,6 +588,11 @@ WRONG = [
     (check_linear, IgnoresDtype, "created W of dtype float32"),
     (check_linear, NoDtypeArgument, probe.NO_DTYPE_ARGUMENT),
     (check_linear, CopyOfW, LY.STALE_WEIGHT),
+    (
+        check_linear,
+        linear_with(lambda x, W, g: (g.T @ x, g @ W, g.sum(0))),
+        LY.GRADIENTS_ORDER,
+    ),
     # the ReLU
     (check_relu, relu_with(bugs.relu_backward_is_forward), LY.RELU_OF_GRADIENT),
     (
@@ -599,6 +622,7 @@ WRONG = [
     (check_net, net_with(__init__=copied_parameters), NW.COPIED_PARAMETERS),
     (check_net, net_with(backward=renamed_grads), "._grad is called .grads"),
     (check_net, NetIgnoresDtype, "created fc1.W of dtype float32"),
+    (check_net, net_with(backward=no_input_gradients), NW.NO_INPUT_GRADIENT),
     # the optimiser
     (check_sgd, sgd_with(update=bugs.ascending_update), OP.ASCENT),
     (check_sgd, NotebookOptimizer, OP.NOTEBOOK_UPDATE),
@@ -610,6 +634,8 @@ WRONG = [
     (check_sgd, sgd_with(direction=aliased_buffer), OP.ALIASED_BUFFER),
     (check_sgd, sgd_with(step=rebinding_step), OP.REBOUND),
     (check_sgd, sgd_with(step=lambda self, grads: None), OP.NO_UPDATE),
+    (check_sgd, sgd_with(direction=moving_average), OP.DAMPENED),
+    (check_sgd, sgd_with(direction=scales_the_gradient), OP.CHANGED_GRADIENTS),
 ]
 
 

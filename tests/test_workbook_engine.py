@@ -427,6 +427,22 @@ def test_backpropagate_mistakes():
     )
     failed_with(check_backpropagate(lambda root: None), "no node's rule ran")
 
+    def returns_the_gradients(root):
+        autograd.backpropagate(root)
+        return {node: node.grad for node in autograd.topological_order(root)}
+
+    failed_with(
+        check_backpropagate(returns_the_gradients), "returned a dict", "returns None"
+    )
+
+    def grads_for_everyone(root):  # the data, which needs none, gets a gradient too
+        autograd.backpropagate(root)
+        for node in with_constants(root):
+            if node.grad is None:
+                node.grad = torch.zeros_like(node.data)
+
+    failed_with(check_backpropagate(grads_for_everyone), "needs no gradient")
+
 
 def test_the_messages_name_the_nodes_of_the_graph():
     result = failed_with(

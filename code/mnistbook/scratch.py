@@ -55,7 +55,8 @@ class Linear:
 
 @guarded(forward=validate.relu_input, backward=validate.relu_upstream)
 class ReLU:
-    """h = max(z, 0); remembers its output, so each layer needs its own instance."""
+    """h = max(z, 0); remembers what its backward needs (here its output, whose sign is
+    the mask), so each layer needs its own instance."""
 
     def __init__(self):
         self.h = None
@@ -172,7 +173,7 @@ def make_scratch_step(net: Net, criterion: CrossEntropyLoss, optimizer: SGD):
     :func:`~mnistbook.training.make_torch_step`."""
 
     def step(images: Tensor, labels: Tensor) -> float:
-        device = net.fc1.W.device
+        device = next(iter(net.parameters.values())).device
         images, labels = images.to(device), labels.to(device)
         logits = net.forward(images)
         loss = criterion.forward(logits, labels)

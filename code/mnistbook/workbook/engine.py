@@ -99,6 +99,11 @@ NO_KEEPDIM = Mistake(
     "(sum it with keepdim=True); drop only the axes broadcasting added in front",
     (links.ENGINE_BROADCASTING,),
 )
+EXTRA_AXIS = Mistake(
+    "the numbers are right but there is an axis too many: the axes broadcasting added in front of "
+    "the operand's shape must be summed away, so that the gradient has the operand's own shape",
+    (links.ENGINE_BROADCASTING,),
+)
 SWAPPED = Mistake(
     "the two gradients are swapped: return them in the order of node.parents, (∂L/∂a, ∂L/∂b)",
     (links.ENGINE_RULES,),
@@ -168,12 +173,13 @@ def check_add_vjp(fn) -> str:
                 isinstance(value, torch.Tensor)
                 and value.shape != reference.shape
                 and value.numel() == reference.numel()
+                and value.dim() != len(shape)
                 and value.is_floating_point()
                 and matches(value.reshape(reference.shape), reference)
             ):
                 _fail(
                     f"∂L/∂{name} has the shape {tuple(value.shape)}, not {shape}, {case}",
-                    NO_KEEPDIM,
+                    NO_KEEPDIM if value.dim() < len(shape) else EXTRA_AXIS,
                 )
             tensor_like(value, f"∂L/∂{name} {case}", shape, DTYPE)
             copies = node.data.numel() // max(operand.data.numel(), 1)
@@ -493,6 +499,15 @@ OVERWRITTEN = Mistake(
     "direction.)",
     (links.ENGINE_ACCUMULATION, links.BUG_SHARED_RELU),
 )
+RETURNED = Mistake(
+    "backpropagate fills the .grad of the tensors and returns None: what it returns is not read, so "
+    "a gradient returned is a gradient lost"
+)
+CONSTANT_GRAD = Mistake(
+    "a tensor that needs no gradient (requires_grad False: the data, a constant) got one: the backward "
+    "pass computes nothing for a branch that needs no gradient. Skip a parent whose requires_grad is False",
+    (links.ENGINE_ORDER,),
+)
 NO_GRAD = Mistake(
     "every tensor with requires_grad that the root depends on gets its gradient in .grad",
     (links.ENGINE_ORDER,),
@@ -608,12 +623,14 @@ def _run(fn, root: Tensor, what: str, uses: dict, case: str) -> list:
     """Call the learner's pass on ``root`` with its rules watched; returns the calls of the rules."""
     calls = _watch(root)
     try:
-        call(what, fn, root)
+        returned = call(what, fn, root)
     except Failure as failure:
         _order(calls, root, uses, case)
         if "KeyError" in failure.message:
             _fail(failure.message, KEY_ERROR)
         raise
+    if returned is not None:
+        _fail(f"{what} returned {describe(returned)} {case}", RETURNED)
     return calls
 
 
@@ -623,10 +640,12 @@ def _run(fn, root: Tensor, what: str, uses: dict, case: str) -> list:
     solution="mnistbook.autograd:backpropagate",
     contract=(
         (
-            "`backpropagate(root)` adds ∂root/∂t to `t.grad` for every tensor t with requires_grad that `root` "
-            "(a scalar) depends on (a `.grad` of None counts as 0), by calling `node.vjp(grad)` of every node "
-            "with parents exactly once, when its gradient is complete — in reverse topological order — and "
-            "adding up the gradients that arrive at a value used several times. It returns None."
+            "`backpropagate(root)` adds ∂root/∂t to `t.grad` for every leaf t with requires_grad that `root` "
+            "(a scalar) depends on (a `.grad` of None counts as 0; filling the other nodes' `.grad` too, as the "
+            "book's does, is allowed), by calling `node.vjp(grad)` of every node with parents exactly once, "
+            "when its gradient is complete — in reverse topological order — and adding up the gradients that "
+            "arrive at a value used several times. A tensor that needs no gradient gets none (its `.grad` stays "
+            "None). It returns None."
         ),
         (
             "Tried on the four graphs of topological_order, watching the order in which the rules run and "
@@ -665,6 +684,11 @@ def check_backpropagate(fn) -> str:
             _overwritten(node, received, shares, case)
             compare(received, expected[node], what, on=case)
         for node in nodes:
+            if not node.requires_grad and node.grad is not None:
+                _fail(
+                    f"{_label(node)}.grad was set {case}, though {_label(node)} needs no gradient",
+                    CONSTANT_GRAD,
+                )
             if node.requires_grad and not node.parents:
                 if node.grad is None:
                     _fail(

@@ -21,6 +21,7 @@ from .probe import (
     describe,
     dtype_name,
     generator,
+    matches,
     seed_offset,
     tensor_like,
 )
@@ -50,6 +51,10 @@ EARLIER_INPUT = Mistake(
 MEAN_IN_DB = Mistake(
     "it is the mean of G over the batch; the gradient of b is the column sums of G (the 1/B "
     "is already in G)",
+    (links.LINEAR,),
+)
+GRADIENTS_ORDER = Mistake(
+    "return them in the order (∂L/∂X, ∂L/∂W, ∂L/∂b), the order the network unpacks them in",
     (links.LINEAR,),
 )
 STALE_WEIGHT = Mistake(
@@ -85,6 +90,20 @@ SHARED_STATE = Mistake(
     "layer needs a ReLU that remembers its own forward pass",
     (links.BUG_SHARED_RELU,),
 )
+
+
+def _named(value, expected) -> int | None:
+    """Which of the expected gradients ``value`` is, if it is one of them."""
+    return next(
+        (
+            i
+            for i, e in enumerate(expected)
+            if isinstance(value, Tensor)
+            and value.shape == e.shape
+            and matches(value, e)
+        ),
+        None,
+    )
 
 
 def _parameter(layer, name: str, shape: tuple, made: str) -> Tensor:
@@ -143,7 +162,7 @@ def _finite_differences(
     solution="mnistbook.scratch:Linear",
     contract=(
         "`Linear(dim_in, dim_out, dtype=torch.float32, device=None)` creates the weight `W` (dim_out, dim_in) "
-        "and the bias `b` (dim_out,) at random, in that dtype and on that device. The names `weight` and "
+        "and the bias `b` (dim_out,) at random, in that dtype (and on that device: the check runs on the CPU). The names `weight` and "
         "`bias` of torch.nn.Linear are accepted too.",
         "`forward(x)` takes a batch x (B, dim_in), returns Z = x Wᵀ + b (B, dim_out), keeps what backward "
         "needs, and leaves x unchanged.",
@@ -209,6 +228,14 @@ def check_linear(cls) -> str:
                 + (f" of length {len(grads)}" if isinstance(grads, Sequence) else "")
             )
         dx, dW, db = grads
+        order = [_named(v, expected) for v in (dx, dW, db)]
+        if set(order) == {0, 1, 2} and order != [0, 1, 2]:
+            names = ("∂L/∂X", "∂L/∂W", "∂L/∂b")
+            raise Failure(
+                f"backward returned ({', '.join(names[i] for i in order)}), right gradients in "
+                f"another order: {GRADIENTS_ORDER.explanation}",
+                mistake=GRADIENTS_ORDER,
+            )
         if (
             isinstance(dx, Tensor)
             and tuple(dx.shape) == (dim_out, dim_in)

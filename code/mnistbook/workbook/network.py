@@ -64,6 +64,11 @@ SKIPPED_PART = Mistake(
     "from the top down, on the gradient the part above it returned",
     (links.NETWORK,),
 )
+NO_INPUT_GRADIENT = Mistake(
+    "the part above returned no gradient for its input. Only the first layer may skip it "
+    "(input_grad=False), its input being the data; every other layer's ∂L/∂X feeds the part below",
+    (links.NETWORK,),
+)
 COPIED_PARAMETERS = Mistake(
     "adding 1 to net.parameters['fc3.b'] in place did not add 1 to the logits: the dict holds copies, "
     "not the tensors the layers use, so an optimiser's update would never reach the network",
@@ -209,7 +214,18 @@ def _routing(
         if role is None:
             continue  # an output the reference does not know: the gradients will tell
         handed, returned, when = record.backward[-1]
-        if _same(handed, gradients[role]):
+        if handed is None:
+            wrong.append(
+                (
+                    when,
+                    Failure(
+                        f"{name}.backward, whose part outputs {role}, was handed None: "
+                        f"{NO_INPUT_GRADIENT.explanation}",
+                        mistake=NO_INPUT_GRADIENT,
+                    ),
+                )
+            )
+        elif _same(handed, gradients[role]):
             source = _role(handed_in, {k: v for k, v in values.items() if k != "X"})
             if (
                 source
@@ -333,7 +349,7 @@ def _build(cls, what: str, **kwargs):
     solution="mnistbook.scratch:Net",
     contract=(
         "`Net(dtype=torch.float32, device=None)` builds 784 → 120 → 256 → 10 with a ReLU after each "
-        "hidden layer, its parameters in that dtype and on that device.",
+        "hidden layer, its parameters in that dtype (and on that device: the check runs on the CPU).",
         "`net.parameters` is a dict of the six parameter tensors the layers use — the very tensors, not "
         "copies — named fc1.W, fc1.b, fc2.W, fc2.b, fc3.W, fc3.b (or fc1.weight, fc1.bias, …).",
         "`forward(x)` takes images (B, 1, 28, 28) or flat (B, 784) and returns the logits (B, 10).",
@@ -388,9 +404,7 @@ def check_net(cls) -> str:
             found = _shared(records) + _routing(records, values, gradients, G)
             if not found:
                 raise
-            raise _one(
-                found, f"\n(backward(grad_logits) then raised: {failure.message})"
-            ) from None
+            raise _one(found, f"\n(after that, {failure.message})") from None
         found = _shared(records) + _routing(records, values, gradients, G)
         if found:
             raise _one(found)

@@ -24,7 +24,9 @@ from .probe import (
 )
 from .registry import exercise
 
-LR = 0.1
+LR = (
+    0.05  # apart from 1 − μ = 0.1, so that a dampened buffer and η applied twice differ
+)
 STEPS = 4
 
 ASCENT = Mistake(
@@ -68,6 +70,11 @@ ALIASED_BUFFER = Mistake(
     "v = g.clone()",
     (links.OPTIMISER,),
 )
+CHANGED_GRADIENTS = Mistake(
+    "a step must leave the gradients it is handed as they are (the caller may use them again): "
+    "compute into new tensors (η * g, not g.mul_(η)), or clone first",
+    (links.OPTIMISER,),
+)
 NO_UPDATE = Mistake(
     "step(grads) did not change the parameter at all: every step must update every "
     "parameter, θ ← θ − η v",
@@ -97,8 +104,15 @@ def _trajectory(
                 direction = v[k]
             elif variant is NO_MOMENTUM or not mu:
                 direction = g
-            elif variant is DAMPENED:
+            elif (
+                variant is DAMPENED
+            ):  # as torch's dampening: the first step takes g whole
                 v[k] = g.clone() if t == 1 else mu * v[k] + (1 - mu) * g
+                direction = v[k]
+            elif (
+                variant == "moving average"
+            ):  # the other dampened buffer: from 0, every step
+                v[k] = (1 - mu) * g if t == 1 else mu * v[k] + (1 - mu) * g
                 direction = v[k]
             elif variant is FIRST_STEP_TWICE:
                 v[k] = (1 + mu) * g if t == 1 else mu * v[k] + g
@@ -147,9 +161,8 @@ def check_sgd(cls) -> str:
         gradients, handed, path = [], [], []
         for step in range(1, STEPS + 1):
             on = f"at step {step} with momentum {mu}"
-            if (
-                step == 3
-            ):  # the same tensors as at step 2, as a network that reuses them would hand in
+            # the same tensors as at step 2, as a network that reuses them would hand in
+            if step == 3:
                 grads = gradients[-1]
             else:
                 grads = {
@@ -160,6 +173,12 @@ def check_sgd(cls) -> str:
             handed.append((grads, snapshot([grads])[0]))
             before = {k: t.clone() for k, t in tensors.items()}
             call("step(grads)", sgd.step, grads, may_change=(0,))
+            if changed(*handed[-1]):  # during this very call
+                raise Failure(
+                    f"step(grads) {on} changed the gradients it was handed: "
+                    f"{CHANGED_GRADIENTS.explanation}",
+                    mistake=CHANGED_GRADIENTS,
+                )
             for when, (earlier, old) in enumerate(handed, start=1):
                 if changed(earlier, old):
                     raise Failure(
@@ -208,22 +227,31 @@ def _judge(path: list[dict], start: dict, gradients: list[dict], mu: float) -> N
         if mu
         else [LR_TWICE]
     )
-    followed = {m: _trajectory(start, gradients, mu, m) for m in mistakes}
+    # each mistake's trajectories: a dampened buffer may start from g, or from 0
+    variants = {
+        m: [m] + (["moving average"] if m is DAMPENED else []) for m in mistakes
+    }
+    followed = {
+        m: [_trajectory(start, gradients, mu, v) for v in vs]
+        for m, vs in variants.items()
+    }
+
+    def follows(states: list[dict]) -> bool:
+        return all(matches(s[j], states[i][j]) for i, s in enumerate(path) for j in s)
+
     for step, (state, expected) in enumerate(zip(path, correct), start=1):
         for k in state:
             if matches(state[k], expected[k]):
                 continue
-            whole = [
-                m
-                for m, states in followed.items()
-                if all(
-                    matches(s[j], states[i][j]) for i, s in enumerate(path) for j in s
-                )
-            ]
+            whole = {
+                m: next(states for states in paths if follows(states))
+                for m, paths in followed.items()
+                if any(follows(states) for states in paths)
+            }
             compare(
                 state[k],
                 expected[k],
                 f"parameters['{k}']",
                 on=f"after step {step} with momentum {mu}",
-                mistakes={m: followed[m][step - 1][k] for m in whole},
+                mistakes={m: states[step - 1][k] for m, states in whole.items()},
             )

@@ -110,7 +110,7 @@ def _called_wrongly(name: str, subject: str, args: tuple) -> str:
     given, is_class = args[0], subject[0].isupper()
     if is_class and not isinstance(given, type):
         what = (
-            "an instance of it" if type(given).__name__ == subject else describe(given)
+            "an instance of it" if type(given).__name__ == subject else _plainly(given)
         )
         return (
             f"{name} takes the class {subject} itself, not {what}: call {name}({subject}), "
@@ -118,10 +118,14 @@ def _called_wrongly(name: str, subject: str, args: tuple) -> str:
         )
     if not is_class and not callable(given):
         return (
-            f"{name} takes the function {subject} itself, not {describe(given)} (its result?): "
+            f"{name} takes the function {subject} itself, not {_plainly(given)} (its result?): "
             f"call {name}({subject}), without parentheses after {subject}"
         )
     return ""
+
+
+def _plainly(value) -> str:
+    return "None" if value is None else describe(value)
 
 
 _limit = 0.0  # the running check's time limit, for call()'s message

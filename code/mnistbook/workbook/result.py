@@ -62,6 +62,15 @@ class Result:
 
 def summary(*results: Result) -> Result:
     """Several checks as one result: passed if all passed, one line each."""
+    wrong = [r for r in results if not isinstance(r, Result)]
+    if not results or wrong:
+        what = (
+            f"not {getattr(wrong[0], '__name__', type(wrong[0]).__name__)} itself: call each check, "
+            "summary(check_a(a), check_b(b))"
+            if wrong
+            else "nothing: summary(check_a(a), check_b(b))"
+        )
+        return Result("summary", False, f"summary takes the results of checks, {what}")
     failed = [r for r in results if not r.passed]
     lines = [f"{r.check}: {r.mark} — {r.message}" for r in results]
     sections = tuple(dict.fromkeys(s for r in failed for s in r.sections))

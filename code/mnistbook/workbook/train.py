@@ -118,7 +118,7 @@ RECIPE = training.RECIPE
         "agree.",
         f"Then it trains a fresh network with the recipe — {RECIPE.epochs} epochs of MNIST in batches of "
         f"{RECIPE.batch_size}, lr {RECIPE.lr}, momentum {RECIPE.momentum} — using the classes passed to it "
-        f"(the book's by default), and the test accuracy must reach {ACCURACY_BAND:g} %. That takes about a "
+        f"(the book's by default), and the test accuracy must reach {ACCURACY_BAND:g} %. That takes less than a "
         f"minute on one CPU core; the check stops after {TRAINING_LIMIT / 60:g} minutes.",
     ),
 )
