@@ -183,20 +183,20 @@ def cross_entropy(logits: Tensor, labels: torch.Tensor) -> Tensor:
 
 
 def add_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """The gradients c = a + b passes to a and b: ∂L/∂c, summed over the axes along
+    """The gradients o = a + b passes to a and b: ō, summed over the axes along
     which broadcasting stretched each operand, so that each has its operand's shape."""
     a, b = node.parents
     return sum_to_shape(grad, a.shape), sum_to_shape(grad, b.shape)
 
 
 def sub_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """c = a − b: as for a + b, with the sign of b's gradient flipped."""
+    """o = a − b: as for a + b, with the sign of b's gradient flipped."""
     a, b = node.parents
     return sum_to_shape(grad, a.shape), -sum_to_shape(grad, b.shape)
 
 
 def mul_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """c = a ⊙ b: ∂L/∂a = ∂L/∂c ⊙ b and ∂L/∂b = ∂L/∂c ⊙ a, each summed to its shape."""
+    """o = a ⊙ b: ā = ō ⊙ b and b̄ = ō ⊙ a, each summed to its shape."""
     a, b = node.parents
     return (
         sum_to_shape(grad * b.data, a.shape),
@@ -205,24 +205,24 @@ def mul_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
 
 
 def neg_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """c = −a: ∂L/∂a = −∂L/∂c."""
+    """o = −a: ā = −ō."""
     return (-grad,)
 
 
 def matmul_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """C = A B: G Bᵀ and Aᵀ G, each computed only if that parent needs it."""
+    """o = a b: ō bᵀ and aᵀ ō, each computed only if that parent needs it."""
     a, b = node.parents
     return F.matmul_backward(a.data, b.data, grad, a.requires_grad, b.requires_grad)
 
 
 def relu_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """The gradient h = relu(z) passes to z: ∂L/∂h · 1[z > 0], read off the node's
-    own value h (h > 0 exactly where z > 0)."""
+    """The gradient o = relu(a) passes to a: ō · 1[a > 0], read off the node's
+    own value o (o > 0 exactly where a > 0)."""
     return (relu_backward(node.data, grad),)
 
 
 def sum_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """s = Σ a: every entry of a gets ∂L/∂s of the sum it went into."""
+    """o = Σ a: every entry of a gets ō of the sum it went into."""
     (a,) = node.parents
     return (F.sum_backward(grad, a.shape, *node.saved),)
 
@@ -236,7 +236,7 @@ def mean_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
 
 
 def transpose_vjp(node: Tensor, grad: torch.Tensor) -> tuple:
-    """C = Aᵀ: ∂L/∂A = (∂L/∂C)ᵀ."""
+    """o = aᵀ: ā = ōᵀ."""
     return (grad.T,)
 
 

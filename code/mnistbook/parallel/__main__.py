@@ -2,7 +2,7 @@
 processes, against one process on the whole batches; rank 0 prints the largest weight
 difference and the exit status says whether it is rounding.
 
-Under ``torchrun --nproc-per-node K`` each process is one rank of torchrun's group; run
+Under ``torchrun --nproc-per-node R`` each process is one rank of torchrun's group; run
 directly, the module launches ``--processes`` itself (:func:`~.processes.launch`)."""
 
 import argparse

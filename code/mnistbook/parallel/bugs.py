@@ -22,7 +22,7 @@ from .shards import loss_weight
 def summed_replica(rank, world_size, images, labels, steps, log_every, dtype):
     """The scratch network with its gradients summed over the processes, not averaged."""
     run = (rank, world_size, images, labels, steps, log_every, dtype)
-    return scratch_replica(*run, sync=sum_over_processes)  # BUG: never divided by K
+    return scratch_replica(*run, sync=sum_over_processes)  # BUG: never divided by R
 
 
 def weights_and_spread(net) -> tuple[Tensor, float]:
@@ -69,7 +69,7 @@ def sampler_orders(dataset_size: int, epochs: int = 2) -> dict[str, list]:
 
 def unequal_shard_gradients(rank, world_size, images, labels) -> dict[str, Tensor]:
     """DDP's gradient for one batch cut into unequal shards: averaged plainly (the
-    bug), and with each shard's loss weighted by K·B_k/B (the fix)."""
+    bug), and with each shard's loss weighted by R·B^(ρ)/B (the fix)."""
     net = DistributedDataParallel(fresh_net(images.dtype, images.device))
     x, y = images.tensor_split(world_size)[rank], labels.tensor_split(world_size)[rank]
     gradients = {}

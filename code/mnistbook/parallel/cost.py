@@ -1,9 +1,9 @@
 """What data parallelism costs: time per training step against the number of processes
 and the batch size, and how much of it the all-reduce takes.
 
-A global batch of B examples is trained either by one process or by K processes with
-B/K examples each and DDP. DDP's all-reduce is timed by a communication hook that does
-what DDP's default does (divide by K, all-reduce), synchronously. Timings are the best of
+A global batch of B examples is trained either by one process or by R processes with
+B/R examples each and DDP. DDP's all-reduce is timed by a communication hook that does
+what DDP's default does (divide by R, all-reduce), synchronously. Timings are the best of
 a few interleaved repeats; they are reported, never asserted."""
 
 import itertools
@@ -140,7 +140,7 @@ def allreduce_alone(numel: int, repeats: int = 50, device=None) -> float:
 
 
 def table(costs: list[Cost]) -> str:
-    """The measurements side by side: per batch size, ms per step with one and with K
+    """The measurements side by side: per batch size, ms per step with one and with R
     processes, the all-reduce's share, and the speed-up."""
     by_batch = {}
     for cost in costs:

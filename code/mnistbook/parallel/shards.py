@@ -1,8 +1,8 @@
 """The arithmetic of splitting a mini-batch: which average of the shards' gradients is
 the whole batch's gradient, and what ``DistributedSampler`` hands each process.
 
-For a batch of B examples split into shards of B_k examples, the mean loss is
-L = Σ_k (B_k / B) L_k, so its gradient is Σ_k (B_k / B) g_k with g_k the gradient of shard
+For a batch of B examples split into shards of B^(ρ) examples, the mean loss is
+L = Σ_ρ (B^(ρ) / B) L^(ρ), so its gradient is Σ_ρ (B^(ρ) / B) g^(ρ) with g^(ρ) the gradient of shard
 k's mean loss. Every function here works on one process; the checks run in float64.
 """
 
@@ -44,23 +44,23 @@ def gradient(net: torch.nn.Module, images: Tensor, labels: Tensor) -> Tensor:
 def shard_gradients(
     net, images: Tensor, labels: Tensor, sizes: list[int]
 ) -> list[Tensor]:
-    """g_k: the gradient of each shard's own mean loss, as each process computes it."""
+    """g^(ρ): the gradient of each shard's own mean loss, as each process computes it."""
     return [gradient(net, x, y) for x, y in split(images, labels, sizes)]
 
 
 def weighted_mean(gradients: list[Tensor], sizes: list[int]) -> Tensor:
-    """Σ_k (B_k / B) g_k: the whole batch's gradient, for any shard sizes."""
+    """Σ_ρ (B^(ρ) / B) g^(ρ): the whole batch's gradient, for any shard sizes."""
     total = sum(sizes)
     return sum(size / total * g for size, g in zip(sizes, gradients))
 
 
 def plain_mean(gradients: list[Tensor]) -> Tensor:
-    """(1/K) Σ_k g_k: what an all-reduce divided by the number of processes gives."""
+    """(1/R) Σ_ρ g^(ρ): what an all-reduce divided by the number of processes gives."""
     return sum(gradients) / len(gradients)
 
 
 def counted_gradient(net, images: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
-    """The gradient of Σ_i c_i ℓ_i / Σ_i c_i: the mean loss over a multiset in which
+    """The gradient of Σ_n c_n L_n / Σ_n c_n: the mean loss over a multiset in which
     example i appears c_i times."""
     losses = torch.nn.functional.cross_entropy(net(images), labels, reduction="none")
     counts = counts.to(losses.dtype)
@@ -105,6 +105,6 @@ def last_batch(images: Tensor, labels: Tensor, batch_size: int, generator) -> tu
 
 
 def loss_weight(shard_size: int, batch_size: int, world_size: int) -> float:
-    """K·B_k/B: scale a shard's mean loss by this and the average over the K processes
-    that DDP takes becomes Σ_k (B_k / B) g_k, the whole batch's gradient."""
+    """R·B^(ρ)/B: scale a shard's mean loss by this and the average over the R processes
+    that DDP takes becomes Σ_ρ (B^(ρ) / B) g^(ρ), the whole batch's gradient."""
     return world_size * shard_size / batch_size
