@@ -266,6 +266,23 @@ def test_a_worker_that_dies_fails_the_launch():
     assert_nothing_left(caught.value)
 
 
+def test_a_worker_that_aborts_is_reported_with_its_stderr_and_stack(capfd):
+    with pytest.raises(processes.LaunchError) as caught:
+        processes.launch(
+            faults.failing_loop,
+            (1, 3, "abort"),
+            world_size=2,
+            timeout=60,
+            group_timeout=30,
+        )
+    first = caught.value.failures[0]
+    assert first.rank == 1 and first.fate == f"killed by signal {signal.SIGABRT.name}"
+    assert first.report.startswith("rank 1: terminate called at step 3")
+    assert "Fatal Python error: Aborted" in first.report
+    assert "terminate called" not in capfd.readouterr().err  # not the launcher's
+    assert_nothing_left(caught.value)
+
+
 def test_a_hanging_worker_is_stopped_with_its_stack():
     start = time.monotonic()
     with pytest.raises(processes.LaunchError) as caught:

@@ -14,7 +14,7 @@ import torch.distributed as dist
 from . import processes
 
 #: The ways :func:`failing_loop` can fail.
-FAULTS = ("raise", "hang", "die")
+FAULTS = ("raise", "hang", "die", "abort")
 
 
 class InjectedFault(RuntimeError):
@@ -30,7 +30,7 @@ def failing_loop(
     steps: int = 10,
 ) -> int:
     """``steps`` steps, each an all-reduce of a counter; at step ``fail_step`` rank
-    ``fail_rank`` raises, hangs or dies (``fault``) while the others wait for it in
+    ``fail_rank`` raises, hangs, dies or aborts (``fault``) while the others wait for it in
     their all-reduce. Returns the counter when nothing fails."""
     if fault not in FAULTS:
         raise ValueError(f"failing_loop: fault must be one of {FAULTS}, got {fault!r}")
@@ -41,6 +41,9 @@ def failing_loop(
                 raise InjectedFault(f"rank {rank} raises at step {step}, on purpose")
             if fault == "hang":
                 time.sleep(24 * 3600)
+            if fault == "abort":  # as a C++ library fails: a line on stderr, abort()
+                os.write(2, f"rank {rank}: terminate called at step {step}\n".encode())
+                os.abort()
             os.kill(os.getpid(), signal.SIGKILL)  # "die": no traceback, no clean-up
         counter += 1
         dist.all_reduce(counter)

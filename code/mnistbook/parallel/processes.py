@@ -41,8 +41,9 @@ GRACE = 3.0
 
 @dataclass(frozen=True)
 class Failure:
-    """One worker that failed: its rank, what became of it, and what it left (its
-    traceback, or its Python stack if it crashed or had to be stopped)."""
+    """One worker that failed: its rank, what became of it, and what it left (what it
+    wrote to stderr, then its traceback, or its Python stack if it crashed or had to be
+    stopped)."""
 
     rank: int
     fate: str
@@ -163,8 +164,13 @@ def listening(port: int) -> bool:
 def _worker(rank, function, args, world_size, port, folder, deadline, group_timeout):
     """One process of a launch: join the group, run ``function``, hand rank 0's result
     over in a file. A failure leaves its traceback in a file, a crash or the deadline
-    leaves the stack."""
+    leaves the stack, and what the process writes to stderr (torch's C++ included)
+    goes to a file too, into the report rather than into the launcher's output."""
     folder = Path(folder)
+    sys.stderr.flush()
+    stderr = os.open(folder / f"stderr-{rank}.txt", os.O_WRONLY | os.O_CREAT)
+    os.dup2(stderr, 2)
+    os.close(stderr)
     stack = open(folder / f"stack-{rank}.txt", "w")  # noqa: SIM115 - open for the process's life
     faulthandler.enable(stack)  # a crash (segfault, abort) writes the Python stack here
     if hasattr(signal, "SIGUSR1"):  # the launcher's "where are you?" before it stops us
@@ -188,11 +194,17 @@ def _worker(rank, function, args, world_size, port, folder, deadline, group_time
         if rank == 0:
             with open(folder / "result.pickle", "wb") as file:
                 pickle.dump(result, file)
+        code = 0
     except Exception:  # noqa: BLE001 - whatever fails, the launcher reports it
         (folder / f"traceback-{rank}.txt").write_text(traceback.format_exc())
-        sys.exit(1)
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+        code = 1
+    faulthandler.cancel_dump_traceback_later()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Its work done and reported, the process skips the interpreter's teardown: after a
+    # peer failed, torch's background threads can abort it there (std::terminate),
+    # turning a clean "exited with code 1" into a SIGABRT some runs and not others.
+    os._exit(code)
 
 
 def launch(
@@ -326,7 +338,11 @@ def _failures(processes, ended, folder: Path, start: float, timeout: float):
             fate += " before it could run (its own stderr shows why)"
         texts = [
             (folder / name).read_text()
-            for name in (f"traceback-{rank}.txt", f"stack-{rank}.txt")
+            for name in (
+                f"stderr-{rank}.txt",
+                f"traceback-{rank}.txt",
+                f"stack-{rank}.txt",
+            )
             if (folder / name).exists()
         ]
         failures.append(
