@@ -1,7 +1,8 @@
-"""Execute every chapter a second time, side by side, for the reproducibility test.
+"""Execute the chapters a second time, side by side, for the reproducibility test.
 
 The build executes each chapter once; ``tests/test_chapters.py`` compares the numbers of that
-execution (its execution cache) with those of this one (``_build/second-execution/``).
+execution (its execution cache) with those of this one (``_build/second-execution/``), for
+every chapter but the workbook's pages, which print none (``chapters.compared``).
 The chapters run in a fresh copy of ``_toc.yml``, ``book/`` and ``code/`` with their own copy
 of the MNIST archives, as a reader's clone would: nothing (data, checkpoints) is shared with a
 build running at the same time. CI starts it beside the build, at low priority, so it mostly
@@ -25,7 +26,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from chapters import execution_order  # noqa: E402 - the book's one list of executed chapters
+from chapters import compared, execution_order  # noqa: E402 - the book's one list of chapters
 from parallel_execution import KERNEL_MANAGER  # noqa: E402 - the build's kernels
 
 OUTPUT = ROOT / "_build" / "second-execution"
@@ -91,7 +92,8 @@ def main() -> None:
         paths = [str(folder / "code"), os.environ.get("PYTHONPATH")]
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         os.environ["MNISTBOOK_DATA"] = str(folder / "data")
-        names = execution_order(ROOT)  # the longest chapters first, as in the build
+        # the longest chapters first, as in the build
+        names = execution_order(ROOT, compared(ROOT))
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for name, seconds in zip(
                 names, pool.map(lambda n: execute(folder, n), names)

@@ -18,7 +18,7 @@ import jupytext
 import nbformat
 import pytest
 
-from chapters import executed  # book/_ext, on sys.path via conftest
+from chapters import compared, executed  # book/_ext, on sys.path via conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
@@ -110,7 +110,7 @@ def test_the_build_shows_no_traceback_or_warning(name):
             assert not re.search(r"Traceback|Warning\b|Warning:", text), text
 
 
-@pytest.mark.parametrize("name", chapters())
+@pytest.mark.parametrize("name", compared(ROOT))
 def test_a_second_execution_prints_the_same_numbers(name):
     first = built(name)
     second = executed_again(name)

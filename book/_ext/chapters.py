@@ -31,6 +31,16 @@ def executed(root: Path) -> list[str]:
     return [name for name in in_toc(root) if is_notebook(Path(root) / f"{name}.md")]
 
 
+def compared(root: Path) -> list[str]:
+    """The executed chapters whose outputs a second execution compares: all but the
+    workbook's pages, whose outputs are the checks' fixed verdicts on the untouched
+    skeletons, no computed number among them (``tests/test_workbook_pages.py`` checks
+    those verdicts)."""
+    return [
+        name for name in executed(root) if not Path(name).stem.startswith("workbook-")
+    ]
+
+
 def in_execution_order(names: list[str], first: list[str]) -> list[str]:
     """``names`` with those of ``first`` at the front, in its order; the rest as they came."""
     return sorted(
@@ -38,10 +48,10 @@ def in_execution_order(names: list[str], first: list[str]) -> list[str]:
     )
 
 
-def execution_order(root: Path) -> list[str]:
-    """The executed chapters in the order a build starts them."""
+def execution_order(root: Path, names: list[str] | None = None) -> list[str]:
+    """The executed chapters (or ``names``) in the order a build starts them."""
     config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8"))
     first = (
         config.get("sphinx", {}).get("config", {}).get("parallel_execution_first", [])
     )
-    return in_execution_order(executed(root), first)
+    return in_execution_order(executed(root) if names is None else names, first)

@@ -15,7 +15,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from . import seeding
-from .data import mnist
 
 
 def mnist_tensors(
@@ -26,6 +25,8 @@ def mnist_tensors(
     Same operations, in the same order and precision, as ``ToTensor()`` then
     ``Normalize((0.5,), (0.5,))``, so every value equals the DataLoader's bit for bit.
     """
+    from .data import mnist  # torchvision (1.5 CPU-s to import) only when MNIST is read
+
     dataset = mnist(train, transform=None)
     images = dataset.data.unsqueeze(1).to(torch.float32).div(255).sub(0.5).div(0.5)
     return images.to(device=device, dtype=dtype), dataset.targets.to(device)
