@@ -26,10 +26,11 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from chapters import compared, execution_order  # noqa: E402 - the book's one list of chapters
-from parallel_execution import KERNEL_MANAGER  # noqa: E402 - the build's kernels
+from chapters import compared, execution_order, sphinx_config  # noqa: E402 - the book's one list
+from parallel_execution import kernel_manager  # noqa: E402 - the build's kernels
 
 OUTPUT = ROOT / "_build" / "second-execution"
+MANAGER = kernel_manager(sphinx_config(ROOT).get("parallel_execution_preload", []))
 TIMEOUT = 900  # seconds per cell, as _config.yml's execute.timeout
 
 
@@ -53,9 +54,10 @@ def copy_of_the_book(folder: Path) -> None:
 
 
 def same_priority(client: NotebookClient) -> None:
-    """Give the kernel this process's priority. A kernel starts a session of its own,
-    and where Linux schedules by session (autogroup), a niced parent's priority would
-    not hold against the build's kernels: the session's own nice value is set here."""
+    """Give the kernel this process's priority. A kernel runs in a session other than
+    this process's (its own, or that of the warm process it is forked from), and where
+    Linux schedules by session (autogroup), a niced parent's priority would not hold
+    against the build's kernels: the session's own nice value is set here."""
     pid = getattr(
         client.km.provisioner, "pid", None
     )  # jupyter_client's LocalProvisioner
@@ -73,7 +75,7 @@ def execute(folder: Path, name: str) -> float:
         timeout=TIMEOUT,
         kernel_name="python3",
         resources={"metadata": {"path": str((folder / name).parent)}},
-        kernel_manager_class=KERNEL_MANAGER,
+        kernel_manager_class=MANAGER,
     )
     client.on_notebook_start = lambda notebook: same_priority(client)
     client.execute()

@@ -58,6 +58,9 @@ def make_book(
     config["sphinx"]["config"].update(
         package_fingerprint_package="probe",
         parallel_execution_workers=2,
+        parallel_execution_preload=[
+            "json"
+        ],  # warm kernels, without torch's import cost
         fast_book=fast,
     )
     (folder / "_config.yml").write_text(yaml.safe_dump(config))

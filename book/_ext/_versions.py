@@ -25,6 +25,9 @@ WRITTEN_FOR = {
     # jupyter_cache.executors.utils.single_nb_execution and the cache records (parallel_execution,
     # package_fingerprint)
     "jupyter-cache": "~=1.0.0",
+    # a manager keeps a provisioner set before start; what LocalProvisioner uses of its process
+    # (warm_kernels, through parallel_execution)
+    "jupyter-client": "~=8.10.0",
     # template markup, asset names, webfonts (lean_pages) and the stylesheets' layout
     # (inline_styles)
     "pydata-sphinx-theme": "~=0.17.0",
@@ -39,7 +42,7 @@ WRITTEN_FOR = {
 
 #: Extension -> the distributions whose internals it touches.
 USES = {
-    "parallel_execution": ("sphinx", "myst-nb", "jupyter-cache"),
+    "parallel_execution": ("sphinx", "myst-nb", "jupyter-cache", "jupyter-client"),
     "package_fingerprint": ("sphinx", "myst-nb", "jupyter-cache"),
     "provenance": ("myst-nb",),
     "lean_pages": (

@@ -50,8 +50,11 @@ def in_execution_order(names: list[str], first: list[str]) -> list[str]:
 
 def execution_order(root: Path, names: list[str] | None = None) -> list[str]:
     """The executed chapters (or ``names``) in the order a build starts them."""
-    config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8"))
-    first = (
-        config.get("sphinx", {}).get("config", {}).get("parallel_execution_first", [])
-    )
+    first = sphinx_config(root).get("parallel_execution_first", [])
     return in_execution_order(executed(root) if names is None else names, first)
+
+
+def sphinx_config(root: Path) -> dict:
+    """The settings ``_config.yml`` gives Sphinx (``sphinx: config:``)."""
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8"))
+    return config.get("sphinx", {}).get("config", {})

@@ -32,6 +32,7 @@ from traitlets import default
 
 from _versions import require
 from chapters import in_execution_order
+from warm_kernels import with_warm_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,12 @@ class SocketFileKernelManager(AsyncKernelManager):
 
 # socket files where the platform has them (not on Windows), else TCP
 KERNEL_MANAGER = AsyncKernelManager if os.name == "nt" else SocketFileKernelManager
+
+
+def kernel_manager(preload: list[str]) -> type:
+    """The kernel manager for the chapters: kernels forked from a process that has imported
+    the modules ``preload`` (``warm_kernels``), if any."""
+    return with_warm_kernels(KERNEL_MANAGER, preload) if preload else KERNEL_MANAGER
 
 
 def _uncached(env, docnames, cache):
@@ -87,7 +94,7 @@ def _cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def _execute(path: Path, notebook, nb_config):
+def _execute(path: Path, notebook, nb_config, kernel_manager):
     """Run every cell of ``notebook`` in a fresh kernel, as myst-nb's cache mode would.
 
     Returns (seconds, None) on success, (None, cause) on failure; never raises an Exception.
@@ -105,7 +112,7 @@ def _execute(path: Path, notebook, nb_config):
                 allow_errors=nb_config.execution_allow_errors,
                 timeout=nb_config.execution_timeout,
                 meta_override=True,
-                kernel_manager_class=KERNEL_MANAGER,
+                kernel_manager_class=kernel_manager,
             )
     except Exception as error:  # noqa: BLE001 - e.g. DeadKernelError, which jupyter-cache lets through
         return None, _cause(error)
@@ -135,10 +142,15 @@ def _execute_uncached(app, env, docnames):
     logger.info(
         f"[parallel_execution] executing {len(pending)} chapters, {workers} at a time"
     )
+    manager = kernel_manager(app.config.parallel_execution_preload)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         futures = {
-            pool.submit(_execute, path, notebook, nb_config): (name, path, notebook)
+            pool.submit(_execute, path, notebook, nb_config, manager): (
+                name,
+                path,
+                notebook,
+            )
             for name, path, notebook in pending
         }
         for future in as_completed(futures):
@@ -167,6 +179,8 @@ def declare_settings(app) -> None:
     app.add_config_value("parallel_execution_workers", None, "env")
     # longest chapters, to start first
     app.add_config_value("parallel_execution_first", [], "env")
+    # modules every chapter imports, loaded once for all kernels (warm_kernels)
+    app.add_config_value("parallel_execution_preload", [], "env")
 
 
 def setup(app):
