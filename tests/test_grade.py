@@ -452,7 +452,15 @@ class Run:
         self.tmp, self.cwd = base / "tmp", base / "cwd"
         for folder in (self.out, self.tmp, self.cwd):
             folder.mkdir(parents=True)
-        env = dict(os.environ, TMPDIR=str(self.tmp))
+        # Importing torchvision (the grader does, to fetch MNIST for the training check)
+        # makes torch keep a cache folder, torchinductor_<user>, in the temporary folder,
+        # as it does in any program: given its own place, whether or not this process
+        # imported torchvision before, it is not taken for something the grader left.
+        env = dict(
+            os.environ,
+            TMPDIR=str(self.tmp),
+            TORCHINDUCTOR_CACHE_DIR=str(base / "torch-cache"),
+        )
         if path_env is not None:
             env["PATH"] = path_env
         command = [

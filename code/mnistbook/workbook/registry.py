@@ -22,9 +22,8 @@ class Exercise:
     check: Callable[..., Result]  # e.g. check_linear; its first argument is the subject
     subject: str  # the name the learner defines, e.g. "Linear"
     page: str  # the workbook page that asks for it: book/<page>.md
-    contract: tuple[
-        str, ...
-    ]  # what the check requires of the subject, shown on the page
+    # what the check requires of the subject, shown on the page
+    contract: tuple[str, ...]
     solution: str  # the book's answer, "module:name", shown folded on the page
 
     @property
