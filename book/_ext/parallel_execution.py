@@ -145,13 +145,9 @@ def _execute_uncached(app, env, docnames):
     manager = kernel_manager(app.config.parallel_execution_preload)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = {
-            pool.submit(_execute, path, notebook, nb_config, manager): (
-                name,
-                path,
-                notebook,
-            )
-            for name, path, notebook in pending
+        futures = {  # each chapter is (name, path, notebook)
+            pool.submit(_execute, *chapter[1:], nb_config, manager): chapter
+            for chapter in pending
         }
         for future in as_completed(futures):
             name, path, notebook = futures[future]

@@ -36,7 +36,8 @@ from pathlib import Path
 from jupyter_client.provisioning import LocalProvisioner
 
 WARM_PROCESS = Path(__file__).with_name("warm_process.py")
-#: variables a manager sets for each kernel; the others must match the warm process's own
+#: variables that may differ from kernel to kernel of one warm process; a kernel whose other
+#: variables differ (another PYTHONPATH, say) gets a warm process of its own
 PER_KERNEL = ("JPY_PARENT_PID",)
 AVAILABLE = sys.platform == "linux" and hasattr(os, "pidfd_open")
 
@@ -54,7 +55,9 @@ class WarmProcess:
             text=True,
             start_new_session=True,  # a Ctrl-C at the terminal reaches the build, not it
         )
-        atexit.register(self.process.stdin.close)  # it then ends; forked kernels run on
+        # closing its stdin ends it; at exit the kernels have been shut down (one still
+        # running would end too: its poller sees its parent gone)
+        atexit.register(self.process.stdin.close)
 
     def fork(self, argv: list[str], env: dict[str, str], cwd: str) -> int | None:
         """The pid of a new kernel, or None if the warm process has ended (its imports
@@ -124,9 +127,9 @@ class ForkedKernel:
 
 
 class WarmProvisioner(LocalProvisioner):
-    """Launches a kernel by forking it from the warm process that preloaded ``modules``."""
+    """Launches a kernel by forking it from the warm process that imported ``preloaded``."""
 
-    modules: tuple[str, ...] = ()
+    preloaded: tuple[str, ...] = ()
 
     async def launch_kernel(self, cmd: list[str], **kwargs):
         env = kwargs.get("env") or dict(os.environ)
@@ -136,7 +139,7 @@ class WarmProvisioner(LocalProvisioner):
             shared = tuple(
                 sorted((k, v) for k, v in env.items() if k not in PER_KERNEL)
             )
-            pid = warm_process(cmd[0], self.modules, shared).fork(cmd[3:], env, cwd)
+            pid = warm_process(cmd[0], self.preloaded, shared).fork(cmd[3:], env, cwd)
         if pid is None:
             return await super().launch_kernel(cmd, **kwargs)
         self.process = ForkedKernel(pid)
@@ -151,9 +154,7 @@ def with_warm_kernels(manager_class: type, modules: list[str]) -> type:
     warm process that has imported ``modules``."""
 
     class Provisioner(WarmProvisioner):
-        pass
-
-    Provisioner.modules = tuple(modules)
+        preloaded = tuple(modules)
 
     class WarmKernelManager(manager_class):
         def __init__(self, **kwargs):
