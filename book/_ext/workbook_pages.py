@@ -196,8 +196,9 @@ def generated(page: str, exercises: list) -> str:
         _cell(calls[0] if len(calls) == 1 else f"summary({', '.join(calls)})"),
         f"````{{solution}} {page}-exercise\n:class: dropdown\n\n"
         f"The book's answer, as in `{'`, `'.join(modules)}` (there, `guarded` adds input checks that are left "
-        "out here): the functions it calls, then itself. Pasted into the cell of the exercise, it passes the "
-        f"check.\n\n```python\n{solution_code(exercises).rstrip()}\n```\n````",
+        "out here): the functions it calls, then itself. The book's tests paste it, as shown here, into the "
+        "cell of the exercise and run the check, which passes (`tests/test_built_solutions.py`)."
+        f"\n\n```python\n{solution_code(exercises).rstrip()}\n```\n````",
     ]
     return "\n\n".join(blocks) + "\n"
 

@@ -274,8 +274,8 @@ def autograd_graph(root) -> Figure:
     Laid out from the record alone: the chain of first operands from ``root`` back runs down
     the middle (for a network, the data path), and each node's other operands sit to its
     left, in its row. Every node shows its operation (or name) and shape; the number beside
-    it is its place in the topological order, the red name its backward rule. Grey: tensors
-    that need no gradient."""
+    it is its place in the topological order, the red name its backward rule. A grey frame:
+    a tensor that needs no gradient."""
     from .autograd import topological_order
 
     order = {node: i for i, node in enumerate(topological_order(root), start=1)}
@@ -284,9 +284,7 @@ def autograd_graph(root) -> Figure:
         spine.append(spine[-1].parents[0])
     spine.reverse()  # the first operand of the first operation at the top
     place = {node: (0, -row) for row, node in enumerate(spine)}
-    leftmost = {
-        -row: 0 for row in range(len(spine))
-    }  # the leftmost column used, per row
+    leftmost = {-row: 0 for row in range(len(spine))}  # leftmost column used, per row
 
     def put_operands(node) -> None:
         """Place the operands of ``node`` not placed yet to the left, in its row."""
@@ -324,7 +322,7 @@ def autograd_graph(root) -> Figure:
     legend = (
         "number: place in the topological order",
         "red: backward rule",
-        "grey: needs no gradient",
+        "grey frame: needs no gradient",
     )
     legend = "    ".join(legend) if width > 6 else "\n".join(legend)
     footer = 0.6 if width > 6 else 0.95  # room for the legend below the last row
