@@ -962,3 +962,18 @@ def test_messages_link_to_the_published_book_where_the_twins_say_so():
         check=True,
     ).stdout.strip()
     assert shown == "https://someone.github.io/fork/book/backprop.html#backprop-relu"
+
+
+def test_a_not_implemented_error_from_torch_is_reported_as_an_error_not_as_a_stub():
+    def softmax_jacobian(p):  # Python's bool minus a bool tensor: torch refuses it
+        mask = torch.eye(len(p), dtype=torch.bool)
+        return p[:, None] * (True - mask) - torch.outer(p, p)
+
+    result = check_softmax_jacobian(softmax_jacobian)
+    assert not result.passed and "not implemented yet" not in str(result)
+    assert "NotImplementedError" in str(result), str(result)
+
+    def stub(p):
+        raise NotImplementedError("your code here")
+
+    assert "not implemented yet" in str(check_softmax_jacobian(stub))

@@ -242,6 +242,15 @@ def test_relu_vjp_mistakes():
         check_relu_vjp(zeroes_its_value), "changed a value of the graph in place"
     )
 
+    def clamps_its_operand(node, grad):  # the operand z, not the node's value h
+        z = node.parents[0].data
+        z.clamp_(min=0)
+        return (grad * (z > 0),)
+
+    failed_with(
+        check_relu_vjp(clamps_its_operand), "changed a value of the graph in place"
+    )
+
 
 # ---- the topological order ------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 
 from mnistbook.workbook import EXERCISES
-from mnistbook.workbook.probe import Mistake
+from mnistbook.workbook.probe import STUB_MESSAGES, Mistake
 
 BOOK = Path(__file__).resolve().parents[1]
 MARKER = (
@@ -31,8 +31,19 @@ MARKER = (
 )
 TABLE_BEGIN = "<!-- The table of checks, written by book/_ext/workbook_pages.py: -->"
 TABLE_END = "<!-- (end of the table of checks) -->"
-STUB = 'raise NotImplementedError("your code here")'
-SETUP = "import math\n\nimport torch\nfrom torch import Tensor\n"
+STUB = f'raise NotImplementedError("{STUB_MESSAGES[0]}")'
+SETUP = "import math\n\nimport torch\n"
+
+
+def tensor_import(exercises: list) -> str:
+    """Where the page's ``Tensor`` comes from: the engine's module, on the page whose answers
+    are the engine's (the learner builds graphs of its tensors), else torch."""
+    for exercise in exercises:
+        module = importlib.import_module(exercise.solution.split(":")[0])
+        own = getattr(module, "Tensor", None)
+        if inspect.isclass(own) and own.__module__ == module.__name__:
+            return f"from {module.__name__} import Tensor"
+    return "from torch import Tensor"
 
 
 def solution_object(exercise):
@@ -177,6 +188,7 @@ def generated(page: str, exercises: list) -> str:
     )
     setup = (
         SETUP
+        + f"{tensor_import(exercises)}\n"
         + "".join(f"{line}\n" for line in extra_imports)
         + f"\nfrom mnistbook.workbook import {', '.join(checks)}"
     )
