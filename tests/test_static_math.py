@@ -1,5 +1,9 @@
 """The build-time math renderer (book/_ext/static_math.py), without Sphinx or a browser."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from docutils import nodes
 
@@ -66,3 +70,16 @@ def test_glyphs_are_sent_once_per_page():
         {"MJX-TEX-I-1D44E", "MJX-TEX-I-1D44F", "MJX-TEX-I-1D450", "MJX-TEX-N-2B"}
     )
     assert static_math.share_glyphs("<p>no math</p>") == "<p>no math</p>"
+
+
+def test_a_process_that_rendered_math_exits():
+    """V8 is closed at exit while Python still runs its thread (Python 3.13 otherwise hangs
+    in MiniRacer's __del__, and a build never ends)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(static_math.__file__).parent)!r}); "
+        "import static_math; print(len(static_math.render('x^2', False)) > 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout == "True\n", done.stderr

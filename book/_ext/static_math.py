@@ -13,6 +13,7 @@ django-static-mathjax release ``_versions.py`` lists; ``setup`` checks it.
 
 from __future__ import annotations
 
+import atexit
 import html
 import re
 from functools import lru_cache
@@ -82,6 +83,10 @@ def _engine():
     for component in COMPONENTS:
         context.eval((es5 / component).read_text(encoding="utf-8"))
     context.eval(SETUP_JS)
+    # Closed at exit while Python still runs V8's event-loop thread: left to MiniRacer's
+    # __del__ during the interpreter's teardown, the close waits for that thread, which
+    # Python 3.13 no longer runs then, and the build never exits.
+    atexit.register(context.close)
     return context
 
 
