@@ -42,8 +42,11 @@ INCLUDE = re.compile(
 # a directive: from its opening fence to its closing one
 BLOCK = re.MULTILINE | re.DOTALL
 OPTIONS = r"(?P<options>(?::\w+:[^\n]*\n)*)\n?"  # [^\n], not ".", which crosses lines in a BLOCK
-ADMONITION = re.compile(
-    r"^```\{admonition\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n```$", BLOCK
+ADMONITION = re.compile(  # three backticks, or four around one that holds a code block
+    r"^(?P<fence>````?)\{admonition\} (?P<title>[^\n]*)\n"
+    + OPTIONS
+    + r"(?P<body>.*?)\n(?P=fence)$",
+    BLOCK,
 )
 EXERCISE = re.compile(
     r"^````\{exercise\} (?P<title>[^\n]*)\n" + OPTIONS + r"(?P<body>.*?)\n````$", BLOCK
@@ -188,6 +191,8 @@ def _plain(title: str) -> str:
 
 def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
     """A chapter's MyST markdown cell as the plain Markdown Colab renders."""
+    # included code first: an admonition may hold it
+    markdown = INCLUDE.sub(lambda m: _expand_include(m, chapter.parent), markdown)
     markdown = ADMONITION.sub(lambda m: _quote(m["title"], m["body"]), markdown)
     markdown = EXERCISE.sub(
         lambda m: _quote(f"Exercise: {m['title']}", m["body"]), markdown
@@ -199,7 +204,6 @@ def plain_markdown(markdown: str, chapter: Path, book: Book) -> str:
         ),
         markdown,
     )
-    markdown = INCLUDE.sub(lambda m: _expand_include(m, chapter.parent), markdown)
     markdown = TARGET.sub("", markdown)
     markdown = GLUE.sub(r"`\g<name>`", markdown)
     markdown = DOC.sub(
