@@ -28,14 +28,14 @@ def notebook(*cells: str):
 
 
 def run(nb, folder, manager, timeout=60):
-    client = NotebookClient(
+    """Execute ``nb`` in place, in ``folder``, in a kernel of ``manager``."""
+    return NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         kernel_manager_class=manager,
         resources={"metadata": {"path": str(folder)}},
-    )
-    return client, client.execute()
+    ).execute()
 
 
 def printed(nb) -> list[str]:
@@ -61,8 +61,8 @@ def test_a_warm_kernel_runs_where_and_as_it_is_told(tmp_path, monkeypatch):
         "print(os.getpgid(0) == os.getpid(), sys.path)",
         "import subprocess\nprint(subprocess.run(['true']).returncode)",
     )
-    warm = run(notebook(*cells), tmp_path, kernel_manager(PRELOAD))[1]
-    cold = run(notebook(*cells), tmp_path, KERNEL_MANAGER)[1]
+    warm = run(notebook(*cells), tmp_path, kernel_manager(PRELOAD))
+    cold = run(notebook(*cells), tmp_path, KERNEL_MANAGER)
     assert printed(warm)[1] == f"True {tmp_path} given\n"
     assert printed(cold)[1] == f"False {tmp_path} given\n"
     # its own process group and a cold kernel's sys.path; a child of its own can be
@@ -106,17 +106,12 @@ def test_a_warm_kernel_that_dies_or_hangs_is_reported_and_gone(tmp_path):
     hangs = notebook(
         "import os\nprint(os.getpid(), flush=True)", "import time\ntime.sleep(60)"
     )
-    client = NotebookClient(
-        hangs,
-        timeout=2,
-        kernel_name="python3",
-        kernel_manager_class=manager,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
     start = time.monotonic()
     with pytest.raises(CellTimeoutError):
-        client.execute()
-    assert time.monotonic() - start < 20
+        run(hangs, tmp_path, manager, timeout=2)
+    assert (
+        time.monotonic() - start < 20
+    )  # stopped at its limit, not at the end of its sleep
     pid = int(printed(hangs)[0])
     time.sleep(1)
     assert not alive(pid), "the timed-out kernel is still running"
@@ -126,13 +121,12 @@ def test_kernels_start_cold_when_the_warm_process_cannot_start(tmp_path):
     manager = kernel_manager(["a_module_that_is_not_installed"])
     nb = run(
         notebook("import sys\nprint('fractions' in sys.modules)"), tmp_path, manager
-    )[1]
+    )
     assert printed(nb) == ["False\n"]
 
 
 def test_the_warm_process_ends_when_its_manager_lets_go(tmp_path):
-    env = tuple(sorted(os.environ.items()))
-    warm = warm_kernels.WarmProcess(sys.executable, ("fractions",), dict(env))
+    warm = warm_kernels.WarmProcess(sys.executable, ("fractions",), dict(os.environ))
     pid = warm.fork(
         ["-f", str(tmp_path / "kernel.json")], dict(os.environ), str(tmp_path)
     )
