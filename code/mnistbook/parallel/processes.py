@@ -292,12 +292,14 @@ def _supervise(processes, end: float) -> dict[int, float]:
         running = {
             p.sentinel: rank for rank, p in enumerate(processes) if rank not in ended
         }
-        for sentinel in multiprocessing.connection.wait(running, timeout=remaining):
+        ready = multiprocessing.connection.wait(running, timeout=remaining)
+        seen = time.monotonic()  # all that ended since the last look: one moment
+        for sentinel in ready:
             rank = running[sentinel]
             processes[rank].join()
-            ended[rank] = time.monotonic()
+            ended[rank] = seen
             if processes[rank].exitcode != 0 and not failed:
-                failed, end = True, min(end, time.monotonic() + GRACE)
+                failed, end = True, min(end, seen + GRACE)
     return ended
 
 
@@ -321,10 +323,21 @@ def _stop(processes, folder: Path) -> None:
 
 
 def _failures(processes, ended, folder: Path, start: float, timeout: float):
-    """(header, failures): what went wrong, worker by worker, the first to end first."""
-    order = sorted(
-        range(len(processes)), key=lambda rank: ended.get(rank, float("inf"))
-    )
+    """(header, failures): what went wrong, worker by worker, the first to end first.
+
+    Workers seen ended at the same moment are told apart by how they ended: a signal
+    (killed, aborted, crashed) is never the echo of a peer's failure, while an exception can
+    be (a collective call whose peer is gone); then by when each wrote its traceback."""
+
+    def first_to_fail(rank: int) -> tuple:
+        traceback = folder / f"traceback-{rank}.txt"
+        return (
+            ended.get(rank, float("inf")),
+            (processes[rank].exitcode or 0) >= 0,  # a signal first
+            traceback.stat().st_mtime_ns if traceback.exists() else 0,
+        )
+
+    order = sorted(range(len(processes)), key=first_to_fail)
     failed = [r for r in order if r not in ended or processes[r].exitcode != 0]
     if failed[0] not in ended or ended[failed[0]] - start >= timeout:
         header = f"did not finish within its timeout of {timeout:g} s"
