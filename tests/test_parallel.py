@@ -235,14 +235,23 @@ def assert_nothing_left(error: processes.LaunchError):
     assert not multiprocessing.active_children()
 
 
-def test_a_worker_raising_at_step_3_fails_the_launch_with_its_traceback():
-    start = time.monotonic()
+def failed_launch(*fault, group_timeout: float = 30) -> processes.LaunchError:
+    """The error of a launch of two workers whose rank 1 meets ``fault`` at step 3."""
     with pytest.raises(processes.LaunchError) as caught:
         processes.launch(
-            faults.failing_loop, (1, 3), world_size=2, timeout=60, group_timeout=30
+            faults.failing_loop,
+            (1, 3, *fault),
+            world_size=2,
+            timeout=60,
+            group_timeout=group_timeout,
         )
+    return caught.value
+
+
+def test_a_worker_raising_at_step_3_fails_the_launch_with_its_traceback():
+    start = time.monotonic()
+    error = failed_launch()
     assert time.monotonic() - start < 60
-    error = caught.value
     first, *others = error.failures
     assert first.rank == 1 and "exited with code 1" in first.fate
     assert "Traceback" in first.report and "failing_loop" in first.report
@@ -253,52 +262,31 @@ def test_a_worker_raising_at_step_3_fails_the_launch_with_its_traceback():
 
 
 def test_a_worker_that_dies_fails_the_launch():
-    with pytest.raises(processes.LaunchError) as caught:
-        processes.launch(
-            faults.failing_loop,
-            (1, 3, "die"),
-            world_size=2,
-            timeout=60,
-            group_timeout=30,
-        )
-    first = caught.value.failures[0]
+    error = failed_launch("die")
+    first = error.failures[0]
     assert first.rank == 1 and first.fate == f"killed by signal {signal.SIGKILL.name}"
-    assert_nothing_left(caught.value)
+    assert_nothing_left(error)
 
 
 def test_a_worker_that_aborts_is_reported_with_its_stderr_and_stack(capfd):
-    with pytest.raises(processes.LaunchError) as caught:
-        processes.launch(
-            faults.failing_loop,
-            (1, 3, "abort"),
-            world_size=2,
-            timeout=60,
-            group_timeout=30,
-        )
-    first = caught.value.failures[0]
+    error = failed_launch("abort")
+    first = error.failures[0]
     assert first.rank == 1 and first.fate == f"killed by signal {signal.SIGABRT.name}"
     assert first.report.startswith("rank 1: terminate called at step 3")
     assert "Fatal Python error: Aborted" in first.report
     assert "terminate called" not in capfd.readouterr().err  # not the launcher's
-    assert_nothing_left(caught.value)
+    assert_nothing_left(error)
 
 
 def test_a_hanging_worker_is_stopped_with_its_stack():
     start = time.monotonic()
-    with pytest.raises(processes.LaunchError) as caught:
-        processes.launch(
-            faults.failing_loop,
-            (1, 3, "hang"),
-            world_size=2,
-            timeout=60,
-            group_timeout=8,
-        )
+    error = failed_launch("hang", group_timeout=8)
     assert time.monotonic() - start < 60
-    by_rank = {f.rank: f for f in caught.value.failures}
+    by_rank = {f.rank: f for f in error.failures}
     assert "Timed out" in by_rank[0].report  # rank 0's all-reduce gave up waiting
     assert by_rank[1].fate.startswith("still running; stopped")
     assert re.search(r"faults\.py\", line \d+ in failing_loop", by_rank[1].report)
-    assert_nothing_left(caught.value)
+    assert_nothing_left(error)
 
 
 def test_the_launch_checks_its_arguments(monkeypatch):
