@@ -310,11 +310,15 @@ def _stop(processes, folder: Path) -> None:
         for _, process in alive:
             os.kill(process.pid, signal.SIGUSR1)  # faulthandler writes the stack
         stacks = [folder / f"stack-{rank}.txt" for rank, _ in alive]
-        until = time.monotonic() + 2.0
-        while time.monotonic() < until and not all(
-            path.exists() and path.stat().st_size for path in stacks
-        ):
+        until, sizes = time.monotonic() + 2.0, None
+        while (
+            time.monotonic() < until
+        ):  # until every stack is written and stops growing
             time.sleep(0.05)
+            now = [path.stat().st_size if path.exists() else 0 for path in stacks]
+            if all(now) and now == sizes:
+                break
+            sizes = now
     for _, process in alive:
         process.kill()
     for process in processes:
