@@ -35,6 +35,7 @@ from mnistbook.workbook import (
     optimizer,
     probe,
     summary,
+    train,
 )
 from mnistbook.workbook.probe import Mistake
 
@@ -308,6 +309,17 @@ class SignOfInput(DerivativeOneAtZero):
         return g * torch.sign(self.z)
 
 
+class FirstMask:  # keeps the mask of its first forward
+    def forward(self, z):
+        h = z.clamp_min(0)
+        if getattr(self, "first", None) is None:
+            self.first = z > 0
+        return h
+
+    def backward(self, g):
+        return g * self.first
+
+
 class ClassState:
     mask = None
 
@@ -357,6 +369,11 @@ class NetIgnoresDtype(scratch.Net):
 def copied_parameters(self, *args, **kwargs):
     scratch.Net.__init__(self, *args, **kwargs)
     self.parameters = {k: v.clone() for k, v in self.parameters.items()}
+
+
+def other_parameters(self, *args, **kwargs):  # a dict of new tensors beside the layers'
+    scratch.Net.__init__(self, *args, **kwargs)
+    self.parameters = {k: torch.randn_like(v) for k, v in self.parameters.items()}
 
 
 def renamed_grads(self, g):
@@ -449,7 +466,7 @@ def unshifted_gradient(z, y):
     return (bugs.softmax_without_shift(z) - F.one_hot(y, z.shape[1], z.dtype)) / len(y)
 
 
-L, LY, NW, OP = loss, layers, network, optimizer
+L, LY, NW, OP, T = loss, layers, network, optimizer, train
 WRONG = [
     # the loss
     (check_cross_entropy, lambda z, y: bugs.loss_summed(None, z, y), L.SUM),
@@ -609,6 +626,7 @@ WRONG = [
     (check_relu, relu_with(lambda self, g: g), LY.NO_MASK),
     (check_relu, SignOfInput, LY.SIGN_OF_INPUT),
     (check_relu, ClassState, LY.SHARED_STATE),
+    (check_relu, FirstMask, LY.STALE_MASK),
     # the network
     (
         check_net,
@@ -620,6 +638,7 @@ WRONG = [
     (check_net, NotebookNet, "3 mistakes"),
     (check_net, original.NetAsHandedOut, probe.NO_DTYPE_ARGUMENT),
     (check_net, net_with(__init__=copied_parameters), NW.COPIED_PARAMETERS),
+    (check_net, net_with(__init__=other_parameters), NW.COPIED_PARAMETERS),
     (check_net, net_with(backward=renamed_grads), "._grad is called .grads"),
     (check_net, NetIgnoresDtype, "created fc1.W of dtype float32"),
     (check_net, net_with(backward=no_input_gradients), NW.NO_INPUT_GRADIENT),
@@ -752,6 +771,55 @@ def test_training_mistakes_fail_at_the_first_steps():
         return step
 
     assert "did not change" in check_training(no_update).message
+
+
+def wrong_step(update):
+    """make_scratch_step with the step's last two lines replaced by ``update``."""
+
+    def make_step(net, criterion, optimizer):
+        def step(images, labels):
+            logits = net.forward(images)
+            loss = criterion.forward(logits, labels).item()
+            update(net, criterion, optimizer, logits, labels)
+            return loss
+
+        return step
+
+    return make_step
+
+
+@pytest.mark.parametrize(
+    "update, mistake",
+    [
+        (
+            lambda net, criterion, optimizer, logits, labels: (
+                net.backward(logits),
+                optimizer.step(net.grads),
+            ),
+            T.LOGITS_FOR_GRADIENT,
+        ),
+        (
+            lambda net, criterion, optimizer, logits, labels: (
+                net.backward(criterion.backward(logits, labels)),
+                optimizer.step(net.parameters),
+            ),
+            T.PARAMETERS_FOR_GRADIENTS,
+        ),
+        (
+            lambda net, criterion, optimizer, logits, labels: (
+                net.backward(criterion.backward(logits, labels)),
+                optimizer.step(net.grads),
+                optimizer.step(net.grads),
+            ),
+            T.TWO_UPDATES,
+        ),
+    ],
+    ids=["logits", "parameters", "twice"],
+)
+def test_a_wrong_training_step_is_named_after_its_first_step(update, mistake):
+    result = check_training(wrong_step(update))
+    assert result.mistake is mistake, result
+    assert "after step 1" in result.message, result
 
 
 def test_training_stops_at_the_first_nan(train_tensors):

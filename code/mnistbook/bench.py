@@ -36,7 +36,8 @@ def epoch_flops(samples: int = 60_000) -> int:
 
 
 def peak_flops(size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a large float32 matrix product: what these cores can do at best."""
+    """FLOP/s of a large float32 matrix product, the best of ``repeats`` timings: the rate a
+    step's arithmetic is compared with (a measurement, so a step can occasionally beat it)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b  # warm-up
     best = float("inf")
@@ -119,8 +120,8 @@ def main(argv=None) -> None:
     peak = peak_flops()
     flops = epoch_flops(samples)
     print(
-        f"one epoch = {flops / 1e9:.1f} GFLOP of matrix products; these cores peak at "
-        f"{peak / 1e9:.0f} GFLOP/s, so an epoch needs at least {flops / peak:.2f} s\n"
+        f"one epoch = {flops / 1e9:.1f} GFLOP of matrix products; a large product runs at "
+        f"{peak / 1e9:.0f} GFLOP/s, at which an epoch's products take {flops / peak:.2f} s\n"
     )
 
     loader_net, loader = train_fresh_net(
@@ -149,7 +150,7 @@ def main(argv=None) -> None:
 
     print(
         f"{'batch':>5s} {'torch autograd':>16s} {'scratch':>10s} "
-        f"{'scratch speed-up':>17s} {'engine':>10s} {'lower bound':>12s}"
+        f"{'scratch speed-up':>17s} {'engine':>10s} {'products':>12s}"
     )
     for batch_size in (4, 64):
         steps = max(args.steps * RECIPE.batch_size // batch_size, 50)

@@ -494,10 +494,8 @@ ROOT_ZERO = Mistake(
     (links.ENGINE_ORDER,),
 )
 OVERWRITTEN = Mistake(
-    "the gradients arriving at a value used several times must be added, not assigned. (One slot "
-    "overwritten by a second use is also the mistake of a ReLU shared by two layers, in the forward "
-    "direction.)",
-    (links.ENGINE_ACCUMULATION, links.BUG_SHARED_RELU),
+    "the gradients arriving at a value used several times must be added, not assigned",
+    (links.ENGINE_ACCUMULATION,),
 )
 RETURNED = Mistake(
     "backpropagate fills the .grad of the tensors and returns None: what it returns is not read, so "

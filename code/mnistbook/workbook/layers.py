@@ -85,6 +85,11 @@ SIGN_OF_INPUT = Mistake(
     "(sign(h) of the output h = max(z, 0) is 1[z > 0]; sign(z) of the input is not)",
     (links.RELU,),
 )
+STALE_MASK = Mistake(
+    "it used the mask of an earlier forward pass: forward must keep what backward needs (z, h or the "
+    "mask) every time it runs, for backward to use the latest",
+    (links.RELU,),
+)
 SHARED_STATE = Mistake(
     "it used the second ReLU's mask: the two instances share their memory (a class attribute?). Each "
     "layer needs a ReLU that remembers its own forward pass",
@@ -299,8 +304,9 @@ def check_linear(cls) -> str:
         "not use again.",
         "`backward(grad_out)` takes ∂L/∂h of the latest forward and returns ∂L/∂z = grad_out · 1[z > 0], "
         "0 where z = 0 exactly (as torch), of z's dtype. It may overwrite grad_out.",
-        "Tried on random batches of 4 and of 1 with 7 units, two of them exactly 0, in float64; then two "
-        "instances used in turn.",
+        "Tried on random batches of 4 and of 1 with 7 units, two of them exactly 0, in float64, and again "
+        "on the same units moved away from 0 (against finite differences too); then two instances used in "
+        "turn.",
     ),
 )
 def check_relu(cls) -> str:
@@ -345,6 +351,13 @@ def check_relu(cls) -> str:
             f"backward(grad_out) {on}",
             (B, 7),
             z.dtype,
+        )
+        compare(
+            dz,
+            G * (z_away > 0),
+            "∂L/∂z after a second forward",
+            on=on,
+            mistakes={STALE_MASK: G * (z > 0)},
         )
         index, numeric = _finite_differences(relu.forward, z_away, G, z_away)
         compare(

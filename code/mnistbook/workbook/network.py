@@ -70,8 +70,9 @@ NO_INPUT_GRADIENT = Mistake(
     (links.NETWORK,),
 )
 COPIED_PARAMETERS = Mistake(
-    "adding 1 to net.parameters['fc3.b'] in place did not add 1 to the logits: the dict holds copies, "
-    "not the tensors the layers use, so an optimiser's update would never reach the network",
+    "adding 1 to net.parameters['fc3.b'] in place did not add 1 to the logits: the dict holds copies "
+    "or other tensors, not the ones the layers use, so an optimiser's update would never reach the "
+    "network",
     (links.SCRATCH_NETWORK,),
 )
 
@@ -337,6 +338,19 @@ def _named_tensors(
     return named
 
 
+def _parameters_reach_the_layers(net, parameters: dict, x: Tensor) -> None:
+    """Failure unless ``net.parameters`` holds the layers' own tensors: adding 1 to fc3.b in place
+    must add 1 to every logit. A forward that disagrees with the parameters is first asked this,
+    for a dict of other tensors makes a right forward look wrong."""
+    before = call("forward(x)", net.forward, x).detach().clone()
+    with torch.no_grad():
+        parameters["fc3.b"].add_(1.0)
+        after = call("forward(x)", net.forward, x).detach().clone()
+        parameters["fc3.b"].sub_(1.0)
+    if not torch.allclose(after - before, torch.ones_like(before), atol=1e-6):
+        raise Failure(COPIED_PARAMETERS.explanation, mistake=COPIED_PARAMETERS)
+
+
 def _build(cls, what: str, **kwargs):
     with torch.random.fork_rng():
         torch.manual_seed(seed_offset() + 6)
@@ -393,7 +407,11 @@ def check_net(cls) -> str:
         logits = tensor_like(
             call("forward(x)", net.forward, x), f"forward(x) {on}", (shape[0], 10), f64
         )
-        compare(logits, _reference(p64, x)[0]["Z3"], "forward(x)", on=on)
+        try:
+            compare(logits, _reference(p64, x)[0]["Z3"], "forward(x)", on=on)
+        except Failure:
+            _parameters_reach_the_layers(net, parameters, x)
+            raise
         G = torch.randn(shape[0], 10, generator=g, dtype=f64)
         leaves = {k: t.clone().requires_grad_(True) for k, t in p64.items()}
         values, gradients = _reference(leaves, x, G)
@@ -413,15 +431,9 @@ def check_net(cls) -> str:
             expected = leaves[key].grad
             tensor_like(grads[key], f"net.grads['{key}'] {on}", SHAPES[key], f64)
             compare(grads[key], expected, f"net.grads['{key}']", on=on, tolerance=1e-9)
-    # the parameters must be the layers' own tensors: an in-place change must change the logits
-    x = torch.randn(2, 784, generator=g, dtype=f64)
-    before = call("forward(x)", net.forward, x).detach().clone()
-    with torch.no_grad():
-        parameters["fc3.b"].add_(1.0)
-        after = call("forward(x)", net.forward, x).detach().clone()
-        parameters["fc3.b"].sub_(1.0)
-    if not torch.allclose(after - before, torch.ones_like(before), atol=1e-6):
-        raise Failure(COPIED_PARAMETERS.explanation, mistake=COPIED_PARAMETERS)
+    _parameters_reach_the_layers(
+        net, parameters, torch.randn(2, 784, generator=g, dtype=f64)
+    )
     return (
         "forward matches torch for (B, 1, 28, 28) and (B, 784) input, B = 3 and 1; every gradient "
         "matches autograd; .parameters are the layers' own tensors"

@@ -31,6 +31,20 @@ STEP_WITHOUT_UPDATE = Mistake(
     "optimizer.step(net.grads)",
     (links.TRAINING_STEP,),
 )
+LOGITS_FOR_GRADIENT = Mistake(
+    "net.backward was handed the logits where it takes their gradient, "
+    "criterion.backward(logits, labels)",
+    (links.BUG_ACTIVATIONS, links.TRAINING_STEP),
+)
+PARAMETERS_FOR_GRADIENTS = Mistake(
+    "the optimiser was handed the parameters where it takes their gradients, "
+    "optimizer.step(net.grads)",
+    (links.TRAINING_STEP,),
+)
+TWO_UPDATES = Mistake(
+    "the optimiser's update ran twice in one step: a step calls optimizer.step(net.grads) once",
+    (links.TRAINING_STEP,),
+)
 
 
 def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
@@ -44,6 +58,37 @@ def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
         training.RECIPE.momentum,
     )
     return net, call("CrossEntropyLoss()", CrossEntropyLoss), optimizer
+
+
+def _first_steps_with_mistakes(images, labels) -> dict:
+    """The parameters after a first step that makes each known mistake, from the same start as
+    the book's step: what the learner's parameters are compared with when they are off."""
+
+    def logits_handed(net, criterion, optimizer):
+        net.backward(net.forward(images))
+        optimizer.step(net.grads)
+
+    def parameters_handed(net, criterion, optimizer):
+        net.backward(criterion.backward(net.forward(images), labels))
+        optimizer.step(net.parameters)
+
+    def two_updates(net, criterion, optimizer):
+        net.backward(criterion.backward(net.forward(images), labels))
+        optimizer.step(net.grads)
+        optimizer.step(net.grads)
+
+    after = {}
+    for mistake, wrong_step in (
+        (LOGITS_FOR_GRADIENT, logits_handed),
+        (PARAMETERS_FOR_GRADIENTS, parameters_handed),
+        (TWO_UPDATES, two_updates),
+    ):
+        net, criterion, optimizer = _fresh(
+            scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0
+        )
+        wrong_step(net, criterion, optimizer)
+        after[mistake] = net.parameters
+    return after
 
 
 def _three_steps(make_scratch_step) -> None:
@@ -70,6 +115,7 @@ def _three_steps(make_scratch_step) -> None:
         optimizer,
     )
     book_step = scratch.make_scratch_step(book_net, book_criterion, book_optimizer)
+    wrong = _first_steps_with_mistakes(*batches[0])
     before = {k: t.clone() for k, t in net.parameters.items()}
     for n, (images, labels) in enumerate(batches, start=1):
         loss = call("step(images, labels)", step, images, labels)
@@ -90,6 +136,7 @@ def _three_steps(make_scratch_step) -> None:
                 f"at step {n} {STEP_WITHOUT_UPDATE.explanation}",
                 mistake=STEP_WITHOUT_UPDATE,
             )
+        known = wrong if n == 1 else {}  # the mistakes are known for the first step
         for name, tensor in net.parameters.items():
             compare(
                 tensor,
@@ -97,6 +144,7 @@ def _three_steps(make_scratch_step) -> None:
                 f"net.parameters['{name}']",
                 on=f"after step {n}",
                 tolerance=1e-5,
+                mistakes={m: after[name] for m, after in known.items()},
             )
         before = {k: t.clone() for k, t in net.parameters.items()}
 
