@@ -376,6 +376,21 @@ def other_parameters(self, *args, **kwargs):  # a dict of new tensors beside the
     self.parameters = {k: torch.randn_like(v) for k, v in self.parameters.items()}
 
 
+def relu_on_logits(self, x):
+    return scratch.Net.forward(self, x).clamp_min(0)
+
+
+def mixed_rows(self, x):
+    return scratch.Net.forward(self, x.reshape(784, -1).T)
+
+
+def accumulated_grads(self, g):  # adds to the gradients of the previous backward
+    old = dict(getattr(self, "grads", {}))
+    scratch.Net.backward(self, g)
+    for key, value in old.items():
+        self.grads[key] = self.grads[key] + value
+
+
 def renamed_grads(self, g):
     scratch.Net.backward(self, g)
     self._grad = self.__dict__.pop("grads")
@@ -449,6 +464,26 @@ def rebinding_step(self, grads):
         self.parameters[name] = self.parameters[name] - self.lr * self.direction(
             name, grads[name]
         )
+
+
+def first_step_forgotten(self, name, grad):  # the first step's g is not kept in v
+    if name not in self.buffers:
+        self.buffers[name] = torch.zeros_like(grad)
+        return grad
+    self.buffers[name].mul_(self.momentum).add_(grad)
+    return self.buffers[name]
+
+
+def fixed_momentum(self, parameters, lr, momentum=0.0):  # μ hard-coded
+    scratch.SGD.__init__(self, parameters, lr, 0.9)
+
+
+class SharedBuffers(scratch.SGD):
+    shared = {}  # one dict for every instance
+
+    def __init__(self, parameters, lr, momentum=0.0):
+        super().__init__(parameters, lr, momentum)
+        self.buffers = SharedBuffers.shared
 
 
 class LearningRateTwice(HeavyBallSGD):
@@ -557,6 +592,7 @@ WRONG = [
     (check_softmax_jacobian, lambda p: torch.diag(p * (1 - p)), L.DIAGONAL_ONLY),
     (check_softmax_jacobian, lambda p: torch.diag(p) - p @ p, L.DOT_FOR_OUTER),
     (check_softmax_jacobian, lambda p: p[:, None] * (1 - p[None, :]), L.NO_DELTA),
+    (check_softmax_jacobian, lambda p: torch.diag(p) - p * p, L.SQUARES_FOR_OUTER),
     # the linear layer
     (
         check_linear,
@@ -627,6 +663,7 @@ WRONG = [
     (check_relu, SignOfInput, LY.SIGN_OF_INPUT),
     (check_relu, ClassState, LY.SHARED_STATE),
     (check_relu, FirstMask, LY.STALE_MASK),
+    (check_relu, relu_with(lambda self, g: g * self.h), LY.OUTPUT_FOR_MASK),
     # the network
     (
         check_net,
@@ -639,6 +676,9 @@ WRONG = [
     (check_net, original.NetAsHandedOut, probe.NO_DTYPE_ARGUMENT),
     (check_net, net_with(__init__=copied_parameters), NW.COPIED_PARAMETERS),
     (check_net, net_with(__init__=other_parameters), NW.COPIED_PARAMETERS),
+    (check_net, net_with(forward=relu_on_logits), NW.RELU_ON_LOGITS),
+    (check_net, net_with(forward=mixed_rows), NW.MIXED_ROWS),
+    (check_net, net_with(backward=accumulated_grads), NW.ACCUMULATED_GRADS),
     (check_net, net_with(backward=renamed_grads), "._grad is called .grads"),
     (check_net, NetIgnoresDtype, "created fc1.W of dtype float32"),
     (check_net, net_with(backward=no_input_gradients), NW.NO_INPUT_GRADIENT),
@@ -655,6 +695,9 @@ WRONG = [
     (check_sgd, sgd_with(step=lambda self, grads: None), OP.NO_UPDATE),
     (check_sgd, sgd_with(direction=moving_average), OP.DAMPENED),
     (check_sgd, sgd_with(direction=scales_the_gradient), OP.CHANGED_GRADIENTS),
+    (check_sgd, sgd_with(__init__=fixed_momentum), OP.FIXED_MOMENTUM),
+    (check_sgd, SharedBuffers, OP.SHARED_BUFFERS),
+    (check_sgd, sgd_with(direction=first_step_forgotten), OP.FIRST_STEP_FORGOTTEN),
 ]
 
 
@@ -813,13 +856,35 @@ def wrong_step(update):
             ),
             T.TWO_UPDATES,
         ),
+        (
+            lambda net, criterion, optimizer, logits, labels: (
+                net.backward(len(labels) * criterion.backward(logits, labels)),
+                optimizer.step(net.grads),
+            ),
+            T.GRADIENT_OF_SUM,
+        ),
+        (
+            lambda net, criterion, optimizer, logits, labels: (
+                net.backward(criterion.backward(torch.softmax(logits, 1), labels)),
+                optimizer.step(net.grads),
+            ),
+            T.PROBABILITIES_FOR_LOGITS,
+        ),
+        (
+            lambda net, criterion, optimizer, logits, labels: (
+                net.backward(criterion.backward(logits, labels)),
+                scratch.SGD(net.parameters, 0.001, 0.9).step(net.grads),
+            ),
+            T.FRESH_OPTIMISER,
+        ),
     ],
-    ids=["logits", "parameters", "twice"],
+    ids=["logits", "parameters", "twice", "sum", "probabilities", "fresh optimiser"],
 )
-def test_a_wrong_training_step_is_named_after_its_first_step(update, mistake):
+def test_a_wrong_training_step_is_named_at_the_step_it_shows(update, mistake):
     result = check_training(wrong_step(update))
     assert result.mistake is mistake, result
-    assert "after step 1" in result.message, result
+    step = 2 if mistake is T.FRESH_OPTIMISER else 1  # a first step is right either way
+    assert f"at step {step}" in result.message, result
 
 
 def test_training_stops_at_the_first_nan(train_tensors):

@@ -452,6 +452,21 @@ def test_backpropagate_mistakes():
 
     failed_with(check_backpropagate(grads_for_everyone), "needs no gradient")
 
+    def stores_the_constants_shares(
+        root,
+    ):  # what a rule hands a constant is stored, not dropped
+        grads = {root: torch.ones_like(root.data)}
+        for node in reversed(autograd.topological_order(root)):
+            grad = grads.pop(node)
+            node.grad = grad if node.grad is None else node.grad + grad
+            for parent, share in zip(node.parents, node.vjp(grad) if node.rule else ()):
+                if parent.requires_grad:
+                    grads[parent] = grads[parent] + share if parent in grads else share
+                elif share is not None:
+                    parent.grad = share
+
+    failed_with(check_backpropagate(stores_the_constants_shares), "needs no gradient")
+
 
 def test_the_messages_name_the_nodes_of_the_graph():
     result = failed_with(

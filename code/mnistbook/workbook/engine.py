@@ -298,8 +298,10 @@ def _graph_paths(g: torch.Generator) -> Tensor:
 
 
 def _graph_reuse(g: torch.Generator) -> Tensor:
-    """L = Σ (h ⊙ u + h) with h = relu(x ⊙ w): an intermediate value used twice."""
-    x, w, u = _leaf((2, 4), g, "x"), _leaf((4,), g, "w"), _leaf((2, 4), g, "u")
+    """L = Σ (h ⊙ u + h) with h = relu(x ⊙ w): an intermediate value used twice, and a
+    constant u, to which the product's rule hands a gradient that must not be stored."""
+    x, w = _leaf((2, 4), g, "x"), _leaf((4,), g, "w")
+    u = _leaf((2, 4), g, "u", requires_grad=False)
     h = _named(_named(x * w, "x ⊙ w").relu(), "h")
     return _named(_named(_named(h * u, "h ⊙ u") + h, "h ⊙ u + h").sum(), "L")
 
@@ -308,7 +310,7 @@ GRAPHS = {
     "on a small network (data X needs no gradient)": _graph_network,
     "on y = Σ (x ⊙ x + x), x used three times": _graph_square,
     "on L = Σ (a + a ⊙ b), a reached along paths of two lengths": _graph_paths,
-    "on L = Σ (h ⊙ u + h), h used twice": _graph_reuse,
+    "on L = Σ (h ⊙ u + h), h used twice, u a constant": _graph_reuse,
 }
 
 

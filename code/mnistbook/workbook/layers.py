@@ -85,6 +85,11 @@ SIGN_OF_INPUT = Mistake(
     "(sign(h) of the output h = max(z, 0) is 1[z > 0]; sign(z) of the input is not)",
     (links.RELU,),
 )
+OUTPUT_FOR_MASK = Mistake(
+    "it multiplies by the output h = max(z, 0) where the mask 1[z > 0] belongs: the derivative of "
+    "max(z, 0) is 0 or 1, not h. ∂L/∂z = g · 1[z > 0]",
+    (links.RELU,),
+)
 STALE_MASK = Mistake(
     "it used the mask of an earlier forward pass: forward must keep what backward needs (z, h or the "
     "mask) every time it runs, for backward to use the latest",
@@ -341,6 +346,7 @@ def check_relu(cls) -> str:
                 NO_UPSTREAM_IN_RELU: (z > 0).double(),
                 NO_MASK: G,
                 SIGN_OF_INPUT: G * torch.sign(z),
+                OUTPUT_FOR_MASK: G * TF.relu(z),
             },
         )
         # backward may run again with another upstream gradient; finite differences at z away from 0

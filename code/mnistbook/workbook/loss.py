@@ -148,6 +148,12 @@ DOT_FOR_OUTER = Mistake(
     "Σ p_i², a scalar. The outer product p pᵀ is torch.outer(p, p), or p[:, None] * p[None, :]",
     (links.JACOBIAN,),
 )
+SQUARES_FOR_OUTER = Mistake(
+    "it is diag(p) minus p ⊙ p, the squares p_j² repeated down every row: for a vector p, `p * p` is "
+    "elementwise. The outer product p pᵀ, with entries p_i p_j, is torch.outer(p, p), or "
+    "p[:, None] * p[None, :]",
+    (links.JACOBIAN,),
+)
 NO_DELTA = Mistake(
     "it is p_i (1 − p_j) for every pair: the δ_ij is essential — off the diagonal "
     "∂p_i/∂z_j = −p_i p_j",
@@ -299,6 +305,7 @@ def check_softmax_jacobian(fn) -> str:
                 JACOBIAN_SIGN: torch.outer(p, p) - torch.diag(p),
                 DIAGONAL_ONLY: torch.diag(p * (1 - p)),
                 DOT_FOR_OUTER: torch.diag(p) - p @ p,
+                SQUARES_FOR_OUTER: torch.diag(p) - p * p,
                 NO_DELTA: p[:, None] * (1 - p[None, :]),
             },
         )

@@ -70,10 +70,27 @@ NO_INPUT_GRADIENT = Mistake(
     (links.NETWORK,),
 )
 COPIED_PARAMETERS = Mistake(
-    "adding 1 to net.parameters['fc3.b'] in place did not add 1 to the logits: the dict holds copies "
-    "or other tensors, not the ones the layers use, so an optimiser's update would never reach the "
-    "network",
+    "the dict holds copies or other tensors, not the ones the layers use, so an optimiser's update "
+    "would never reach the network",
     (links.SCRATCH_NETWORK,),
+)
+
+RELU_ON_LOGITS = Mistake(
+    "a ReLU was applied to the logits: the last layer's output goes to the loss as it is, "
+    "negative scores included (784 → 120 → ReLU → 256 → ReLU → 10)",
+    (links.SCRATCH_NETWORK,),
+)
+MIXED_ROWS = Mistake(
+    "the flattening mixes the images: x.reshape(784, B).T (or a view that regroups across the "
+    "batch) puts pixels of several images into one row. Flatten each image into its own row, "
+    "x.reshape(B, 784)",
+    (links.SCRATCH_NETWORK,),
+)
+
+ACCUMULATED_GRADS = Mistake(
+    "net.grads holds the sum of this backward's gradients and an earlier one's: backward must "
+    "fill net.grads afresh with the latest gradients (the optimiser reads them once per step)",
+    (links.NETWORK,),
 )
 
 
@@ -339,16 +356,22 @@ def _named_tensors(
 
 
 def _parameters_reach_the_layers(net, parameters: dict, x: Tensor) -> None:
-    """Failure unless ``net.parameters`` holds the layers' own tensors: adding 1 to fc3.b in place
-    must add 1 to every logit. A forward that disagrees with the parameters is first asked this,
-    for a dict of other tensors makes a right forward look wrong."""
+    """Failure unless every tensor of ``net.parameters`` is one the layers use: changing it in
+    place must change the logits. A forward that disagrees with the parameters is first asked
+    this, for a dict of other tensors makes a right forward look wrong."""
     before = call("forward(x)", net.forward, x).detach().clone()
-    with torch.no_grad():
-        parameters["fc3.b"].add_(1.0)
-        after = call("forward(x)", net.forward, x).detach().clone()
-        parameters["fc3.b"].sub_(1.0)
-    if not torch.allclose(after - before, torch.ones_like(before), atol=1e-6):
-        raise Failure(COPIED_PARAMETERS.explanation, mistake=COPIED_PARAMETERS)
+    for name, tensor in parameters.items():
+        kept = tensor.detach().clone()
+        with torch.no_grad():
+            tensor.add_(1.0)
+            after = call("forward(x)", net.forward, x).detach().clone()
+            tensor.copy_(kept)
+        if torch.equal(after, before):
+            raise Failure(
+                f"adding 1 to net.parameters['{name}'] in place did not change the logits: "
+                f"{COPIED_PARAMETERS.explanation}",
+                mistake=COPIED_PARAMETERS,
+            )
 
 
 def _build(cls, what: str, **kwargs):
@@ -398,6 +421,7 @@ def check_net(cls) -> str:
     records = _instrument(net, phase)
     p64 = {k: t.detach().clone() for k, t in parameters.items()}
     g = generator(6)
+    earlier = {}  # the gradients of the first input, which a second backward must replace
     for shape in ((3, 1, 28, 28), (1, 784)):
         on = f"for input of shape {shape}"
         for record in records:
@@ -407,8 +431,18 @@ def check_net(cls) -> str:
         logits = tensor_like(
             call("forward(x)", net.forward, x), f"forward(x) {on}", (shape[0], 10), f64
         )
+        scrambled = x.reshape(784, -1).T  # rows that mix the images, of the right shape
         try:
-            compare(logits, _reference(p64, x)[0]["Z3"], "forward(x)", on=on)
+            compare(
+                logits,
+                _reference(p64, x)[0]["Z3"],
+                "forward(x)",
+                on=on,
+                mistakes={
+                    RELU_ON_LOGITS: TF.relu(_reference(p64, x)[0]["Z3"]),
+                    MIXED_ROWS: _reference(p64, scrambled)[0]["Z3"],
+                },
+            )
         except Failure:
             _parameters_reach_the_layers(net, parameters, x)
             raise
@@ -430,7 +464,17 @@ def check_net(cls) -> str:
         for key in SHAPES:
             expected = leaves[key].grad
             tensor_like(grads[key], f"net.grads['{key}'] {on}", SHAPES[key], f64)
-            compare(grads[key], expected, f"net.grads['{key}']", on=on, tolerance=1e-9)
+            compare(
+                grads[key],
+                expected,
+                f"net.grads['{key}']",
+                on=on,
+                tolerance=1e-9,
+                mistakes={ACCUMULATED_GRADS: earlier[key] + expected}
+                if earlier
+                else None,
+            )
+        earlier = {key: leaves[key].grad for key in SHAPES}
     _parameters_reach_the_layers(
         net, parameters, torch.randn(2, 784, generator=g, dtype=f64)
     )

@@ -7,6 +7,8 @@ first step that adds the gradient twice, and Nesterov momentum) part at the next
 learner made can be named.
 """
 
+import itertools
+
 import torch
 from torch import Tensor
 
@@ -86,12 +88,30 @@ REBOUND = Mistake(
     "θ.add_(v, alpha=-η)",
     (links.OPTIMISER,),
 )
+FIXED_MOMENTUM = Mistake(
+    "the momentum handed in is not used: with momentum 0 the steps still carry a buffer with "
+    "μ = 0.9. Keep the argument (self.momentum = momentum) and use it",
+    (links.OPTIMISER,),
+)
+FIRST_STEP_FORGOTTEN = Mistake(
+    "the first step moves by g but leaves the buffer at 0, so the second step forgets the first "
+    "gradient: after step 1 the buffer must be v = g, so that step 2 moves by μ g₁ + g₂",
+    (links.MOMENTUM, links.OPTIMISER),
+)
+SHARED_BUFFERS = Mistake(
+    "a second optimiser's first step used the first optimiser's buffer: the buffers are shared "
+    "between instances (a class attribute, or a mutable default argument?). Make them in "
+    "__init__, self.buffers = {}",
+    (links.OPTIMISER,),
+)
 
 
 def _trajectory(
     start: dict, gradients: list[dict], mu: float, variant: Mistake | None
 ) -> list[dict]:
     """The parameters after each step of the book's rule, or of the rule of a known mistake."""
+    if variant is FIXED_MOMENTUM:
+        mu, variant = 0.9, None
     theta = {k: v.clone() for k, v in start.items()}
     v: dict[str, Tensor] = {}
     states = []
@@ -117,6 +137,9 @@ def _trajectory(
             elif variant is FIRST_STEP_TWICE:
                 v[k] = (1 + mu) * g if t == 1 else mu * v[k] + g
                 direction = v[k]
+            elif variant is FIRST_STEP_FORGOTTEN:
+                v[k] = torch.zeros_like(g) if t == 1 else mu * v[k] + g
+                direction = g if t == 1 else v[k]
             else:
                 v[k] = g.clone() if t == 1 else mu * v[k] + g
                 direction = g + mu * v[k] if variant is NESTEROV else v[k]
@@ -141,7 +164,7 @@ def _trajectory(
         "as the classical u ← μ u − η g, θ ← θ + u.",
         "It leaves the gradients it is handed unchanged, at that step and at every later one.",
         f"Tried in float64 with lr = {LR}: {STEPS} steps with momentum 0.9, one gradient dict handed in at "
-        f"two steps in a row, then {STEPS} steps with momentum 0.",
+        f"two steps in a row, then {STEPS} steps with momentum 0; then two instances, each stepping once.",
     ),
 )
 def check_sgd(cls) -> str:
@@ -213,8 +236,40 @@ def check_sgd(cls) -> str:
                     )
             path.append({k: t.clone() for k, t in tensors.items()})
         _judge(path, start, gradients, mu)
+    _two_instances(cls, name, g)
     return (
         f"{STEPS} steps match the book's rule with momentum 0.9 and 0, updated in place"
+    )
+
+
+_TRIES = itertools.count(1)
+
+
+def _two_instances(cls, name: str, g: torch.Generator) -> None:
+    """Failure unless a second optimiser starts afresh after a first one has stepped."""
+    mu = 0.9
+    # a name no earlier optimiser has seen, so that buffers shared between instances hold
+    # exactly the first optimiser's, even when the check runs again in the same process
+    key = f"fc{next(_TRIES)}.W"
+
+    def draw() -> dict:
+        return {key: torch.randn(3, 4, generator=g, dtype=torch.float64)}
+
+    starts, grads = [draw(), draw()], [draw(), draw()]
+    parameters = [{k: v.clone() for k, v in s.items()} for s in starts]
+    first, second = (
+        call(f"{name}(parameters, lr={LR}, momentum={mu})", cls, p, LR, mu)
+        for p in parameters
+    )
+    call("the first optimiser's step(grads)", first.step, grads[0], may_change=(0,))
+    call("the second optimiser's step(grads)", second.step, grads[1], may_change=(0,))
+    theta, g0, g1 = starts[1][key], grads[0][key], grads[1][key]
+    compare(
+        parameters[1][key],
+        theta - LR * g1,
+        "the parameter of a second optimiser after its first step",
+        on=f"(momentum {mu}, a first optimiser having stepped before it)",
+        mistakes={SHARED_BUFFERS: theta - LR * (mu * g0 + g1)},
     )
 
 
@@ -223,9 +278,17 @@ def _judge(path: list[dict], start: dict, gradients: list[dict], mu: float) -> N
     it follows, if one does."""
     correct = _trajectory(start, gradients, mu, None)
     mistakes = [ASCENT] + (
-        [NOTEBOOK_UPDATE, NO_MOMENTUM, DAMPENED, NESTEROV, LR_TWICE, FIRST_STEP_TWICE]
+        [
+            NOTEBOOK_UPDATE,
+            NO_MOMENTUM,
+            DAMPENED,
+            NESTEROV,
+            LR_TWICE,
+            FIRST_STEP_TWICE,
+            FIRST_STEP_FORGOTTEN,
+        ]
         if mu
-        else [LR_TWICE]
+        else [LR_TWICE, FIXED_MOMENTUM]
     )
     # each mistake's trajectories: a dampened buffer may start from g, or from 0
     variants = {

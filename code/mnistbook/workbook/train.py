@@ -9,7 +9,7 @@ import torch
 from .. import scratch, seeding, training
 from ..batches import InMemoryBatches, mnist_tensors
 from . import links
-from .probe import Failure, Mistake, call, compare, generator
+from .probe import Failure, Mistake, call, compare, error, generator
 from .registry import exercise
 
 #: The accuracy the recipe must reach on the test set, in percent; the book's own run of the
@@ -45,6 +45,21 @@ TWO_UPDATES = Mistake(
     "the optimiser's update ran twice in one step: a step calls optimizer.step(net.grads) once",
     (links.TRAINING_STEP,),
 )
+GRADIENT_OF_SUM = Mistake(
+    "net.backward was handed B times the loss's gradient, the gradient of the summed loss: "
+    "criterion.backward already returns (P − Y)/B, the gradient of the mean the step reports",
+    (links.BUG_NOT_DIVIDED, links.TRAINING_STEP),
+)
+PROBABILITIES_FOR_LOGITS = Mistake(
+    "criterion.backward was handed probabilities where it takes the logits: it applies the "
+    "softmax itself, so hand it net.forward's output as it is",
+    (links.TRAINING_STEP,),
+)
+FRESH_OPTIMISER = Mistake(
+    "a new optimiser at every step starts its momentum buffer afresh, so momentum never builds "
+    "up: use the optimiser make_scratch_step was handed, at every step",
+    (links.MOMENTUM, links.TRAINING_STEP),
+)
 
 
 def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
@@ -60,34 +75,55 @@ def _fresh(Net, SGD, CrossEntropyLoss, seed: int):
     return net, call("CrossEntropyLoss()", CrossEntropyLoss), optimizer
 
 
-def _first_steps_with_mistakes(images, labels) -> dict:
-    """The parameters after a first step that makes each known mistake, from the same start as
-    the book's step: what the learner's parameters are compared with when they are off."""
+def _steps_with_mistakes(batches) -> dict:
+    """The parameters at the start and after each step of a training step that makes a known
+    mistake, from the same start as the book's: the updates the learner's are compared with when
+    they are off."""
 
-    def logits_handed(net, criterion, optimizer):
-        net.backward(net.forward(images))
+    def backward(net, criterion, logits, labels):
+        net.backward(criterion.backward(logits, labels))
+
+    def logits_handed(net, criterion, optimizer, logits, labels):
+        net.backward(logits)
         optimizer.step(net.grads)
 
-    def parameters_handed(net, criterion, optimizer):
-        net.backward(criterion.backward(net.forward(images), labels))
+    def parameters_handed(net, criterion, optimizer, logits, labels):
+        backward(net, criterion, logits, labels)
         optimizer.step(net.parameters)
 
-    def two_updates(net, criterion, optimizer):
-        net.backward(criterion.backward(net.forward(images), labels))
+    def two_updates(net, criterion, optimizer, logits, labels):
+        backward(net, criterion, logits, labels)
         optimizer.step(net.grads)
         optimizer.step(net.grads)
+
+    def gradient_of_sum(net, criterion, optimizer, logits, labels):
+        net.backward(len(labels) * criterion.backward(logits, labels))
+        optimizer.step(net.grads)
+
+    def probabilities_handed(net, criterion, optimizer, logits, labels):
+        backward(net, criterion, torch.softmax(logits, dim=1), labels)
+        optimizer.step(net.grads)
+
+    def fresh_optimiser(net, criterion, optimizer, logits, labels):
+        backward(net, criterion, logits, labels)
+        scratch.SGD(net.parameters, optimizer.lr, optimizer.momentum).step(net.grads)
 
     after = {}
     for mistake, wrong_step in (
         (LOGITS_FOR_GRADIENT, logits_handed),
         (PARAMETERS_FOR_GRADIENTS, parameters_handed),
         (TWO_UPDATES, two_updates),
+        (GRADIENT_OF_SUM, gradient_of_sum),
+        (PROBABILITIES_FOR_LOGITS, probabilities_handed),
+        (FRESH_OPTIMISER, fresh_optimiser),
     ):
         net, criterion, optimizer = _fresh(
             scratch.Net, scratch.SGD, scratch.CrossEntropyLoss, 0
         )
-        wrong_step(net, criterion, optimizer)
-        after[mistake] = net.parameters
+        after[mistake] = [{k: t.clone() for k, t in net.parameters.items()}]
+        for images, labels in batches:
+            wrong_step(net, criterion, optimizer, net.forward(images), labels)
+            after[mistake].append({k: t.clone() for k, t in net.parameters.items()})
     return after
 
 
@@ -115,8 +151,9 @@ def _three_steps(make_scratch_step) -> None:
         optimizer,
     )
     book_step = scratch.make_scratch_step(book_net, book_criterion, book_optimizer)
-    wrong = _first_steps_with_mistakes(*batches[0])
+    wrong = _steps_with_mistakes(batches)
     before = {k: t.clone() for k, t in net.parameters.items()}
+    book_before = {k: t.clone() for k, t in book_net.parameters.items()}
     for n, (images, labels) in enumerate(batches, start=1):
         loss = call("step(images, labels)", step, images, labels)
         expected = book_step(images, labels)
@@ -136,17 +173,29 @@ def _three_steps(make_scratch_step) -> None:
                 f"at step {n} {STEP_WITHOUT_UPDATE.explanation}",
                 mistake=STEP_WITHOUT_UPDATE,
             )
-        known = wrong if n == 1 else {}  # the mistakes are known for the first step
         for name, tensor in net.parameters.items():
+            if error(tensor, book_net.parameters[name]) >= 1e-5:
+                # a step moves the parameters little: its update tells the mistakes apart
+                compare(
+                    tensor - before[name],
+                    book_net.parameters[name] - book_before[name],
+                    f"the update of net.parameters['{name}']",
+                    on=f"at step {n}",
+                    tolerance=1e-3,
+                    mistakes={
+                        m: path[n][name] - path[n - 1][name]
+                        for m, path in wrong.items()
+                    },
+                )
             compare(
                 tensor,
                 book_net.parameters[name],
                 f"net.parameters['{name}']",
                 on=f"after step {n}",
                 tolerance=1e-5,
-                mistakes={m: after[name] for m, after in known.items()},
             )
         before = {k: t.clone() for k, t in net.parameters.items()}
+        book_before = {k: t.clone() for k, t in book_net.parameters.items()}
 
 
 RECIPE = training.RECIPE
