@@ -161,7 +161,8 @@ def _trajectory(
         "tensors the layers use — the learning rate η and the momentum μ.",
         "`step(grads)` takes a dict of gradients with the same names and updates every parameter tensor in "
         "place: v ← μ v + g (v = g on the first step), θ ← θ − η v. Equivalent forms are accepted, such "
-        "as the classical u ← μ u − η g, θ ← θ + u.",
+        "as the classical u ← μ u − η g, θ ← θ + u. Only the constructor and `step` are checked: "
+        "`direction` and `update` are the book's way of splitting the step, and may be changed or left out.",
         "It leaves the gradients it is handed unchanged, at that step and at every later one.",
         f"Tried in float64 with lr = {LR}: {STEPS} steps with momentum 0.9, one gradient dict handed in at "
         f"two steps in a row, then {STEPS} steps with momentum 0; then two instances, each stepping once.",
