@@ -54,3 +54,16 @@ def test_the_relu_masks_are_those_of_the_torch_net_and_the_hooks_go_away():
             masks["fc2"], torch_net.fc2(torch.relu(torch_net.fc1(x))) > 0
         )
     assert not torch_net.fc1._forward_hooks and not torch_net.fc2._forward_hooks
+
+
+def test_the_twins_first_round_differently_in_the_loss_gradient(train_tensors):
+    """What training-scratch's In-depth section relies on: the forward passes, and the backward
+    passes from one and the same ∂L/∂logits, agree to the bit; only the loss's gradient differs,
+    by float32 rounding."""
+    images, labels = train_tensors
+    twins = lockstep.twin_nets(seed=seeding.SEED)
+    stages = lockstep.first_step_differences(*twins, images[:4], labels[:4])
+    assert stages["logits"] == (0, 40, 0.0)
+    assert stages["∂L/∂θ from the same ∂L/∂logits"][::2] == (0, 0.0)
+    differ, entries, largest = stages["∂L/∂logits"]
+    assert entries == 40 and 0 < largest < 1e-6, stages

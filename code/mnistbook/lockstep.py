@@ -37,6 +37,38 @@ def twin_nets(seed: int, dtype=torch.float32, device=None) -> tuple[Net, scratch
     return torch_net, scratch_copy(torch_net)
 
 
+def first_step_differences(
+    torch_net: Net, scratch_net: scratch.Net, images: torch.Tensor, labels: torch.Tensor
+) -> dict[str, tuple[int, int, float]]:
+    """Where twins with equal weights first round differently on a batch: for the logits, the
+    loss's gradient with respect to them, and the weight gradients backpropagated from one
+    and the same such gradient, (entries that differ, entries, largest difference)."""
+    logits, ours = torch_net(images), scratch_net.forward(images)
+    (upstream,) = torch.autograd.grad(
+        torch.nn.functional.cross_entropy(logits, labels), logits, retain_graph=True
+    )
+    torch_net.zero_grad()
+    logits.backward(upstream)
+    scratch_net.backward(upstream.clone())
+    pairs = weight_pairs(torch_net, scratch_net)
+    stages = {
+        "logits": [(logits.detach(), ours)],
+        "∂L/∂logits": [(upstream, scratch.CrossEntropyLoss().backward(ours, labels))],
+        "∂L/∂θ from the same ∂L/∂logits": [
+            (a.grad, scratch_net.grads[name])
+            for (a, _), name in zip(pairs, scratch_net.parameters)
+        ],
+    }
+    return {
+        stage: (
+            sum(int((a != b).sum()) for a, b in tensors),
+            sum(a.numel() for a, _ in tensors),
+            max((a - b).abs().max().item() for a, b in tensors),
+        )
+        for stage, tensors in stages.items()
+    }
+
+
 def weight_pairs(
     torch_net: Net, scratch_net: scratch.Net
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
