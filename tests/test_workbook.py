@@ -95,8 +95,9 @@ class ListReturningLinear(EinsumLinear):
 
 class TorchStyleLinear:  # attributes named as in torch.nn.Linear
     def __init__(self, dim_in, dim_out, dtype=torch.float32, device=None):
+        bound = dim_in**-0.5
         self.weight = torch.nn.init.uniform_(
-            torch.empty(dim_out, dim_in, dtype=dtype, device=device), -0.3, 0.3
+            torch.empty(dim_out, dim_in, dtype=dtype, device=device), -bound, bound
         )
         self.bias = torch.zeros(dim_out, dtype=dtype, device=device)
 
@@ -168,6 +169,40 @@ class ListNet:
                 g = self.relus[i - 1].backward(g)
 
 
+class SlottedLinear(
+    EinsumLinear
+):  # __slots__: its methods cannot be replaced on an instance
+    __slots__ = ("W", "b", "x")
+
+
+class SlottedReLU(MaskReLU):
+    __slots__ = ("mask",)
+
+
+class SlottedNet(scratch.Net):
+    """The book's network on layers with __slots__."""
+
+    def __init__(self, dtype=torch.float32, device=None):
+        self.fc1, self.fc2, self.fc3 = (
+            SlottedLinear(i, o, dtype, device)
+            for i, o in ((784, 120), (120, 256), (256, 10))
+        )
+        self.relu1, self.relu2 = SlottedReLU(), SlottedReLU()
+        self.parameters = {
+            f"{name}.{p}": getattr(getattr(self, name), p)
+            for name in ("fc1", "fc2", "fc3")
+            for p in ("W", "b")
+        }
+        self.grads = {}
+
+    def backward(self, grad_logits):
+        g, self.grads["fc3.W"], self.grads["fc3.b"] = self.fc3.backward(grad_logits)
+        g = self.relu2.backward(g)
+        g, self.grads["fc2.W"], self.grads["fc2.b"] = self.fc2.backward(g)
+        g = self.relu1.backward(g)
+        _, self.grads["fc1.W"], self.grads["fc1.b"] = self.fc1.backward(g)
+
+
 class LoopSGD:
     def __init__(self, parameters, lr, momentum=0.0):
         self.parameters, self.lr, self.momentum, self.velocity = (
@@ -212,7 +247,7 @@ CORRECT = {
         TransposedViewLinear,
     ],
     "check_relu": [MaskReLU, InPlaceReLU],
-    "check_net": [ListNet],
+    "check_net": [ListNet, SlottedNet],
     "check_sgd": [LoopSGD, HeavyBallSGD],
 }
 
@@ -320,6 +355,21 @@ class FirstMask:  # keeps the mask of its first forward
         return g * self.first
 
 
+class SignInPlace(MaskReLU):  # backward turns the output it returned into its mask
+    def forward(self, z):
+        self.h = z.clamp_min(0)
+        return self.h
+
+    def backward(self, g):
+        return self.h.sign_().mul_(g)
+
+
+class NormalInit(EinsumLinear):  # N(0, 1) weights: √784 times torch's scale
+    def __init__(self, dim_in, dim_out, dtype=torch.float32, device=None):
+        super().__init__(dim_in, dim_out, dtype, device)
+        self.W = torch.randn(dim_out, dim_in, dtype=dtype, device=device)
+
+
 class ClassState:
     mask = None
 
@@ -373,7 +423,17 @@ def copied_parameters(self, *args, **kwargs):
 
 def other_parameters(self, *args, **kwargs):  # a dict of new tensors beside the layers'
     scratch.Net.__init__(self, *args, **kwargs)
-    self.parameters = {k: torch.randn_like(v) for k, v in self.parameters.items()}
+    self.parameters = {
+        k: (torch.rand_like(v) - 0.5) * 2 * v.shape[-1] ** -0.5
+        for k, v in self.parameters.items()
+    }
+
+
+def normal_init(self, *args, **kwargs):  # N(0, 1) weights in every layer
+    scratch.Net.__init__(self, *args, **kwargs)
+    with torch.no_grad():
+        for tensor in self.parameters.values():
+            tensor.normal_()
 
 
 def relu_on_logits(self, x):
@@ -506,6 +566,11 @@ WRONG = [
     # the loss
     (check_cross_entropy, lambda z, y: bugs.loss_summed(None, z, y), L.SUM),
     (check_cross_entropy, lambda z, y: -F.cross_entropy(z, y), L.LOSS_SIGN),
+    (
+        check_cross_entropy,
+        lambda z, y: -F.log_softmax(z)[:, y].mean(),
+        L.LABELS_AS_COLUMNS,
+    ),
     (
         check_cross_entropy,
         lambda z, y: -z.gather(1, y[:, None]).mean(),
@@ -641,6 +706,7 @@ WRONG = [
     (check_linear, IgnoresDtype, "created W of dtype float32"),
     (check_linear, NoDtypeArgument, probe.NO_DTYPE_ARGUMENT),
     (check_linear, CopyOfW, LY.STALE_WEIGHT),
+    (check_linear, NormalInit, LY.INITIAL_SCALE_OFF),
     (
         check_linear,
         linear_with(lambda x, W, g: (g.T @ x, g @ W, g.sum(0))),
@@ -663,6 +729,8 @@ WRONG = [
     (check_relu, SignOfInput, LY.SIGN_OF_INPUT),
     (check_relu, ClassState, LY.SHARED_STATE),
     (check_relu, FirstMask, LY.STALE_MASK),
+    (check_relu, SignInPlace, LY.CHANGED_OUTPUT),
+    (check_relu, relu_with(lambda self, g: g * (self.h <= 0)), LY.INVERTED_MASK),
     (check_relu, relu_with(lambda self, g: g * self.h), LY.OUTPUT_FOR_MASK),
     # the network
     (
@@ -678,6 +746,7 @@ WRONG = [
     (check_net, net_with(__init__=other_parameters), NW.COPIED_PARAMETERS),
     (check_net, net_with(forward=relu_on_logits), NW.RELU_ON_LOGITS),
     (check_net, net_with(forward=mixed_rows), NW.MIXED_ROWS),
+    (check_net, net_with(__init__=normal_init), LY.INITIAL_SCALE_OFF),
     (check_net, net_with(backward=accumulated_grads), NW.ACCUMULATED_GRADS),
     (check_net, net_with(backward=renamed_grads), "._grad is called .grads"),
     (check_net, NetIgnoresDtype, "created fc1.W of dtype float32"),
@@ -814,6 +883,12 @@ def test_training_mistakes_fail_at_the_first_steps():
         return step
 
     assert "did not change" in check_training(no_update).message
+
+    def loss_divided_again(net, criterion, optimizer):
+        step = scratch.make_scratch_step(net, criterion, optimizer)
+        return lambda images, labels: step(images, labels) / len(labels)
+
+    assert check_training(loss_divided_again).mistake is T.LOSS_DIVIDED_AGAIN
 
 
 def wrong_step(update):

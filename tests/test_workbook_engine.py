@@ -315,6 +315,14 @@ def test_topological_order_mistakes():
         "breadth-first",
         link=order,
     )
+    failed_with(  # an order sorted by something else: no breadth-first search to blame
+        check_topological_order(
+            lambda root: sorted(autograd.topological_order(root), key=lambda n: n.name)
+        ),
+        "every node must come after all its parents",
+        "sorted by anything else",
+        link=order,
+    )
     failed_with(
         check_topological_order(no_visited_set),
         "times",

@@ -387,8 +387,9 @@ ROOT_FIRST = Mistake(
     (links.ENGINE_ORDER,),
 )
 CHILD_BEFORE_PARENT = Mistake(
-    "every node must come after all its parents. A node reached along a longer path must wait for it "
-    "too, which breadth-first order does not ensure: append a node once all its parents are in",
+    "every node must come after all its parents, those reached along a longer path included (an "
+    "order sorted by anything else, or a breadth-first one, misses them): a depth-first search that "
+    "appends a node once all its parents are in gives such an order",
     (links.ENGINE_ORDER,),
 )
 

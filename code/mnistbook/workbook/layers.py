@@ -57,6 +57,12 @@ GRADIENTS_ORDER = Mistake(
     "return them in the order (∂L/∂X, ∂L/∂W, ∂L/∂b), the order the network unpacks them in",
     (links.LINEAR,),
 )
+INITIAL_SCALE_OFF = Mistake(
+    "draw W on the scale of 1/√dim_in, as torch.nn.Linear does, U(−1/√dim_in, 1/√dim_in). With "
+    "entries of order 1 (such as N(0, 1)) a layer's outputs are about √dim_in times too large, the "
+    "first loss is huge and training fails; with entries far smaller the signal fades layer by layer",
+    (links.INITIALISATION, links.LINEAR),
+)
 STALE_WEIGHT = Mistake(
     "your forward does not read W itself: changing W in place did not change forward's output. The "
     "optimiser updates W in place, so forward must compute with W (or a view of it), not with a copy "
@@ -85,9 +91,20 @@ SIGN_OF_INPUT = Mistake(
     "(sign(h) of the output h = max(z, 0) is 1[z > 0]; sign(z) of the input is not)",
     (links.RELU,),
 )
+INVERTED_MASK = Mistake(
+    "the mask is inverted: the gradient passes where the unit was off (z ≤ 0) and is blocked where "
+    "it was on. ∂L/∂z = g · 1[z > 0]",
+    (links.RELU,),
+)
 OUTPUT_FOR_MASK = Mistake(
     "it multiplies by the output h = max(z, 0) where the mask 1[z > 0] belongs: the derivative of "
     "max(z, 0) is 0 or 1, not h. ∂L/∂z = g · 1[z > 0]",
+    (links.RELU,),
+)
+CHANGED_OUTPUT = Mistake(
+    "backward wrote into the output h that forward returned: the next layer keeps h as its input, "
+    "for its own backward, and a second backward of the same forward would read a changed mask. Read "
+    "the mask without writing into h, e.g. grad_out * (h > 0)",
     (links.RELU,),
 )
 STALE_MASK = Mistake(
@@ -150,6 +167,32 @@ def _build(cls, what: str, *args, dtype: torch.dtype | None = None, seed: int = 
         return call(what, cls, *args, **({"dtype": dtype} if dtype else {}))
 
 
+#: Accepted standard deviations of a fresh W, in units of 1/√dim_in: torch.nn.Linear's
+#: U(±1/√dim_in) gives 1/√3 ≈ 0.58, He's N(0, 2/dim_in) √2; N(0, 1) gives √dim_in.
+INITIAL_SCALE = (0.1, 3.0)
+
+
+def _initial_scale(cls, name: str) -> None:
+    """Failure unless a fresh 784 → 120 layer's W is on the scale of 1/√dim_in."""
+    made = f"{name}(784, 120, dtype=torch.float64)"
+    W = _parameter(
+        _build(cls, made, 784, 120, dtype=torch.float64, seed=5), "W", (120, 784), made
+    )
+    check_initial_scale(W, f"{made} drew W")
+
+
+def check_initial_scale(W: Tensor, drawn: str) -> None:
+    """Failure unless a fresh weight matrix W (out, in) is on the scale of 1/√in."""
+    dim_in = W.shape[1]
+    scale = W.double().std().item() * dim_in**0.5
+    if not INITIAL_SCALE[0] <= scale <= INITIAL_SCALE[1]:
+        raise Failure(
+            f"{drawn} with standard deviation {scale:.3g}/√{dim_in}, where torch.nn.Linear's "
+            f"U(−1/√dim_in, 1/√dim_in) has 0.577/√{dim_in}: {INITIAL_SCALE_OFF.explanation}",
+            mistake=INITIAL_SCALE_OFF,
+        )
+
+
 def _finite_differences(
     forward, x: Tensor, G: Tensor, tensor: Tensor, count: int = 12
 ) -> tuple[Tensor, Tensor]:
@@ -174,6 +217,8 @@ def _finite_differences(
         "`Linear(dim_in, dim_out, dtype=torch.float32, device=None)` creates the weight `W` (dim_out, dim_in) "
         "and the bias `b` (dim_out,) at random, in that dtype (and on that device: the check runs on the CPU). The names `weight` and "
         "`bias` of torch.nn.Linear are accepted too.",
+        "W is drawn on the scale of 1/√dim_in, as torch.nn.Linear's U(−1/√dim_in, 1/√dim_in): the check "
+        "accepts a standard deviation of 0.1/√dim_in to 3/√dim_in (He's N(0, 2/dim_in) included).",
         "`forward(x)` takes a batch x (B, dim_in), returns Z = x Wᵀ + b (B, dim_out), keeps what backward "
         "needs, and leaves x unchanged.",
         "`backward(grad_out)` takes G = ∂L/∂Z (B, dim_out) of the latest forward and returns (∂L/∂X, ∂L/∂W, "
@@ -204,6 +249,7 @@ def check_linear(cls) -> str:
             "thing and gets the same gradient: initialise W at random, as torch.nn.Linear does",
             links.LINEAR,
         )
+    _initial_scale(cls, name)
     default = _parameter(
         _build(cls, f"{name}({dim_in}, {dim_out})", dim_in, dim_out, seed=4),
         "W",
@@ -308,7 +354,8 @@ def check_linear(cls) -> str:
         "input or its output, either gives the mask 1[z > 0]. It may overwrite z, which the network does "
         "not use again.",
         "`backward(grad_out)` takes ∂L/∂h of the latest forward and returns ∂L/∂z = grad_out · 1[z > 0], "
-        "0 where z = 0 exactly (as torch), of z's dtype. It may overwrite grad_out.",
+        "0 where z = 0 exactly (as torch), of z's dtype. It may overwrite grad_out, but not the output h "
+        "that forward returned, which the next layer keeps.",
         "Tried on random batches of 4 and of 1 with 7 units, two of them exactly 0, in float64, and again "
         "on the same units moved away from 0 (against finite differences too); then two instances used in "
         "turn.",
@@ -331,8 +378,14 @@ def check_relu(cls) -> str:
             z.dtype,
         )
         compare(h, TF.relu(z), "forward(z)", on=on)
+        kept = h.clone()
         dz = call("backward(grad_out)", relu.backward, G.clone(), may_change=(0,))
         tensor_like(dz, f"backward(grad_out) {on}", (B, 7), z.dtype)
+        if not torch.equal(h, kept):
+            raise Failure(
+                f"backward(grad_out) {on}: {CHANGED_OUTPUT.explanation}",
+                mistake=CHANGED_OUTPUT,
+            )
         leaf = z.clone().requires_grad_(True)
         (expected,) = torch.autograd.grad((G * TF.relu(leaf)).sum(), leaf)
         compare(
@@ -347,6 +400,7 @@ def check_relu(cls) -> str:
                 NO_MASK: G,
                 SIGN_OF_INPUT: G * torch.sign(z),
                 OUTPUT_FOR_MASK: G * TF.relu(z),
+                INVERTED_MASK: G * (z <= 0),
             },
         )
         # backward may run again with another upstream gradient; finite differences at z away from 0

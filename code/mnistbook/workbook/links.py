@@ -44,6 +44,9 @@ OVERFLOW = Section(
 LINEAR = Section("A linear layer", "backprop", "backprop-linear")
 RELU = Section("A ReLU", "backprop", "backprop-relu")
 NETWORK = Section("The whole network", "backprop", "backprop-network")
+INITIALISATION = Section(
+    "Why U(−1/√n_in, 1/√n_in)", "scratch", "scratch-initialisation"
+)
 SCRATCH_NETWORK = Section(
     "Implementing the network from scratch: the network", "scratch", "scratch-network"
 )
@@ -121,6 +124,7 @@ SECTIONS = {
     "linear": LINEAR,
     "relu": RELU,
     "network": NETWORK,
+    "initialisation": INITIALISATION,
     "scratch-network": SCRATCH_NETWORK,
     "optimiser": OPTIMISER,
     "momentum": MOMENTUM,

@@ -81,6 +81,12 @@ SUM = Mistake(
     "it is B times the mean — the sum over the batch. The loss is the mean, −(1/B) Σ log p_y",
     (links.MEAN, links.BUG_NOT_DIVIDED),
 )
+LABELS_AS_COLUMNS = Mistake(
+    "log p[:, y] picks, in every row, the columns of all B labels (a B × B block), and the mean "
+    "runs over all of them: pick one entry per row, log p[torch.arange(B), y] or "
+    "log_p.gather(1, y[:, None])",
+    (links.MEAN,),
+)
 LOSS_SIGN = Mistake(
     "its sign is flipped: the loss is −log p_y, which is never negative", (links.MEAN,)
 )
@@ -207,6 +213,7 @@ def check_cross_entropy(fn) -> str:
                 .gather(1, y[:, None])
                 .mean(),
                 LOSS_OVER_CLASSES: expected / K,
+                LABELS_AS_COLUMNS: -torch.log_softmax(z, 1)[:, y].mean(),
             },
         )
     return "the mean cross-entropy matches torch, for batches of 6 and 1 and for logits of ±1000"

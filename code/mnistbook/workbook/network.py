@@ -14,6 +14,7 @@ import torch.nn.functional as TF
 from torch import Tensor
 
 from . import links
+from .layers import check_initial_scale
 from .probe import (
     Failure,
     Mistake,
@@ -123,7 +124,8 @@ def _copy(value):
 
 def _instrument(net, phase: dict) -> list[_Record]:
     """Record every call of the forward and backward of each part of ``net`` (attributes, and
-    items of list or tuple attributes, that have both); ``phase["now"]`` says which pass runs."""
+    items of list or tuple attributes, that have both, and whose methods can be replaced on the
+    instance); ``phase["now"]`` says which pass runs."""
     parts = {}
     for attribute, value in vars(net).items():
         items = (
@@ -162,7 +164,10 @@ def _instrument(net, phase: dict) -> list[_Record]:
             )
             return returned
 
-        part.forward, part.backward = recorded_forward, recorded_backward
+        try:
+            part.forward, part.backward = recorded_forward, recorded_backward
+        except (AttributeError, TypeError):
+            continue  # a part whose methods cannot be replaced (__slots__): not watched
         records.append(record)
     return records
 
@@ -417,6 +422,8 @@ def check_net(cls) -> str:
             f"{name}() created fc1.W of dtype {dtype_name(default['fc1.W'].dtype)}; without a dtype "
             "argument the parameters should be float32"
         )
+    for key in ("fc1.W", "fc2.W", "fc3.W"):
+        check_initial_scale(default[key], f"{name}() drew {key}")
     phase = {"now": "forward"}
     records = _instrument(net, phase)
     p64 = {k: t.detach().clone() for k, t in parameters.items()}

@@ -26,6 +26,10 @@ LOSS_NOT_A_FLOAT = Mistake(
     "loss.item(), for the training log",
     (links.TRAINING_STEP,),
 )
+LOSS_DIVIDED_AGAIN = Mistake(
+    "the criterion already returns the mean over the batch; return loss.item() as it is",
+    (links.MEAN, links.TRAINING_STEP),
+)
 STEP_WITHOUT_UPDATE = Mistake(
     "the parameters did not change: a step ends with the optimiser's update, "
     "optimizer.step(net.grads)",
@@ -163,6 +167,12 @@ def _three_steps(make_scratch_step) -> None:
                 mistake=LOSS_NOT_A_FLOAT,
             )
         if not math.isclose(loss, expected, rel_tol=1e-5):
+            if math.isclose(loss * len(labels), expected, rel_tol=1e-5):
+                raise Failure(
+                    f"step {n} returned the loss {loss:.6g}, the batch's loss {expected:.6g} "
+                    f"divided by B = {len(labels)}: {LOSS_DIVIDED_AGAIN.explanation}",
+                    mistake=LOSS_DIVIDED_AGAIN,
+                )
             raise Failure(
                 f"step {n} returned the loss {loss:.6g}; the batch's loss before the update is "
                 f"{expected:.6g}",
