@@ -475,6 +475,27 @@ def test_backpropagate_mistakes():
 
     failed_with(check_backpropagate(stores_the_constants_shares), "needs no gradient")
 
+    def adds_in_place(
+        root,
+    ):  # .grad starts as the very gradient passed on, then grows in place
+        grads = {root: torch.ones_like(root.data)}
+        for node in reversed(autograd.topological_order(root)):
+            grad = grads.pop(node)
+            if node.grad is None:
+                node.grad = grad
+            else:
+                node.grad += grad
+            for parent, share in zip(node.parents, node.vjp(grad) if node.rule else ()):
+                if parent.requires_grad:
+                    grads[parent] = grads[parent] + share if parent in grads else share
+
+    failed_with(
+        check_backpropagate(adds_in_place),
+        "shared its memory",
+        "in-place +=",
+        link=accumulation,
+    )
+
 
 def test_the_messages_name_the_nodes_of_the_graph():
     result = failed_with(

@@ -513,6 +513,11 @@ NO_GRAD = Mistake(
     "every tensor with requires_grad that the root depends on gets its gradient in .grad",
     (links.ENGINE_ORDER,),
 )
+ALIASED_GRAD = Mistake(
+    "an in-place += on one of them changed the other. Keep each .grad a tensor of its own: add out "
+    "of place, n.grad = n.grad + g, or start it as a copy, g.clone()",
+    (links.ENGINE_ACCUMULATION,),
+)
 PASSED_ON_THE_SUM = Mistake(
     "each pass must send on the gradients it computes (kept apart from .grad, e.g. in a dict), and only "
     "add them to .grad, which holds the sum over passes",
@@ -612,6 +617,27 @@ def _stored_early(leaf: Tensor, calls: list, uses: dict, case: str) -> None:
         )
 
 
+def _sharing_memory(nodes: list[Tensor]) -> dict:
+    """Each leaf whose .grad shares its memory with another node's .grad (the same tensor, or a
+    view of it), and that other node."""
+
+    def memory(node):
+        grad = node.grad
+        return (
+            grad.untyped_storage().data_ptr()
+            if isinstance(grad, torch.Tensor)
+            else None
+        )
+
+    return {
+        node: other
+        for node in nodes
+        if node.requires_grad and not node.parents and memory(node) is not None
+        for other in nodes
+        if other is not node and memory(other) == memory(node)
+    }
+
+
 def _overwritten(node: Tensor, got, shares: dict, case: str) -> None:
     if any(matches(got, share) for share in shares.get(node, ())):
         _fail(
@@ -708,6 +734,7 @@ def check_backpropagate(fn) -> str:
     nodes = _nodes(root)
     uses, expected = _children(nodes), _torch_gradients(root)
     _run(fn, root, "backpropagate(root), a first time", uses, case)
+    sharing = _sharing_memory(nodes)
     for node, received in _run(
         fn, root, "backpropagate(root), a second time", uses, case
     ):
@@ -721,13 +748,22 @@ def check_backpropagate(fn) -> str:
             tensor_like(
                 node.grad, f"{_label(node)}.grad {case}", tuple(node.shape), DTYPE
             )
-            compare(
-                node.grad,
-                2 * expected[node],
-                f"{_label(node)}.grad",
-                {ASSIGNED: expected[node]},
-                on=case,
-            )
+            try:
+                compare(
+                    node.grad,
+                    2 * expected[node],
+                    f"{_label(node)}.grad",
+                    {ASSIGNED: expected[node]},
+                    on=case,
+                )
+            except Failure as failure:
+                if failure.mistake is None and node in sharing:
+                    _fail(
+                        f"{failure.message}. After the first pass {_label(node)}.grad shared its "
+                        f"memory with {_label(sharing[node])}.grad",
+                        ALIASED_GRAD,
+                    )
+                raise
     return (
         "every gradient matches autograd on four graphs, uses added up, in reverse topological order; "
         ".grad adds up over two passes"
