@@ -438,15 +438,16 @@ def check_net(cls) -> str:
         logits = tensor_like(
             call("forward(x)", net.forward, x), f"forward(x) {on}", (shape[0], 10), f64
         )
+        reference = _reference(p64, x)[0]["Z3"]
         scrambled = x.reshape(784, -1).T  # rows that mix the images, of the right shape
         try:
             compare(
                 logits,
-                _reference(p64, x)[0]["Z3"],
+                reference,
                 "forward(x)",
                 on=on,
                 mistakes={
-                    RELU_ON_LOGITS: TF.relu(_reference(p64, x)[0]["Z3"]),
+                    RELU_ON_LOGITS: TF.relu(reference),
                     MIXED_ROWS: _reference(p64, scrambled)[0]["Z3"],
                 },
             )
@@ -479,7 +480,7 @@ def check_net(cls) -> str:
                 tolerance=1e-9,
                 mistakes={ACCUMULATED_GRADS: earlier[key] + expected}
                 if earlier
-                else None,
+                else {},
             )
         earlier = {key: leaves[key].grad for key in SHAPES}
     _parameters_reach_the_layers(
